@@ -1,0 +1,48 @@
+# /// script
+# dependencies = ["nox>=2025.2.9", "uv>=0.5"]
+# ///
+"""Sessions: tests (default), lint, data. `nox -l` lists them; `nox -s NAME -- ARGS` passes ARGS.
+
+Every session that needs torch installs it with uv, whose cache hard-links the ~6 GB of torch
+and CUDA wheels into each session's virtualenv: a fresh machine downloads them once, and each
+further session's install takes seconds (figures in the README). The block above makes a plain
+`pip install nox` enough: nox installs uv into .nox/_nox_script_mode on first use.
+"""
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_venv = "yes"  # keep each session's venv; installs re-check in ~1 s
+nox.options.error_on_missing_interpreters = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHON = "3.11"
+
+
+def install_project(session: nox.Session, *groups: str) -> None:
+    """The project in editable mode (data/ stays at the repo root) plus dependency groups."""
+    deps = [dep for group in groups for dep in nox.project.dependency_groups(PYPROJECT, group)]
+    session.install("-e", ".", *deps)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pytest; pass options after --, e.g. -- -m 'not slow')."""
+    install_project(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "dev"))
+    session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON, default=False)
+def data(session: nox.Session) -> None:
+    """Acquire and verify MNIST and Fashion-MNIST (python -m benchmark data ARGS)."""
+    install_project(session)
+    session.run("python", "-m", "benchmark", "data", *session.posargs)

@@ -1,0 +1,76 @@
+"""Shared fixtures and the marker rules: `gpu` needs CUDA, `data` needs the prepared datasets."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from benchmark import data, idx
+
+
+def pytest_collection_modifyitems(config, items):
+    if any("gpu" in item.keywords for item in items):
+        import torch
+
+        if not torch.cuda.is_available():
+            skip = pytest.mark.skip(reason="needs CUDA; torch sees no GPU")
+            for item in items:
+                if "gpu" in item.keywords:
+                    item.add_marker(skip)
+    for item in items:
+        if "data" in item.keywords and not _real_data_present():
+            item.add_marker(pytest.mark.skip(reason="real datasets absent: nox -s data"))
+
+
+def _real_data_present() -> bool:
+    root = data.data_root()
+    return all((data.raw_folder(d, root) / data.MARKER).is_file() for d in data.DATASETS.values())
+
+
+class TinyData:
+    """A 10-class dataset of 60 training and 20 test 28x28 images, generated from a seed."""
+
+    def __init__(self, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.arrays = {
+            "train-images-idx3-ubyte": rng.integers(0, 256, (60, 28, 28), dtype=np.uint8),
+            "train-labels-idx1-ubyte": np.repeat(np.arange(10, dtype=np.uint8), 6),
+            "t10k-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+            "t10k-labels-idx1-ubyte": np.repeat(np.arange(10, dtype=np.uint8), 2),
+        }
+        rng.shuffle(self.arrays["train-labels-idx1-ubyte"])
+
+    def spec(self, offline=()) -> data.Dataset:
+        files = tuple(
+            data.IdxFile(
+                name,
+                array.shape,
+                hashlib.sha256(array.tobytes()).hexdigest(),
+                tuple(np.bincount(array, minlength=10).tolist()) if array.ndim == 1 else None,
+            )
+            for name, array in self.arrays.items()
+        )
+        # folder "MNIST" so torchvision.datasets.MNIST reads it in load()
+        return data.Dataset("tiny", "MNIST", files, offline=offline, dev_size=10)
+
+    def write(self, folder, names=None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names or self.arrays:
+            (folder / name).write_bytes(idx.encode(self.arrays[name]))
+
+
+@pytest.fixture
+def tiny():
+    return TinyData()
+
+
+@pytest.fixture
+def register_tiny(monkeypatch, tiny):
+    """Register the tiny dataset under the name "tiny"; returns a function taking its sources."""
+
+    def register(*offline) -> data.Dataset:
+        dataset = tiny.spec(offline)
+        monkeypatch.setitem(data.DATASETS, "tiny", dataset)
+        return dataset
+
+    return register
