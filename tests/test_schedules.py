@@ -1,4 +1,4 @@
-"""benchmark.schedules, .plateau, .gallery and ``python -m benchmark schedule``.
+"""benchmark.schedules (the package), benchmark.gallery and ``python -m benchmark schedule``.
 
 PyTorch's lr_scheduler classes are the reference: every schedule of the issue's table must give
 the sequence its class gives when stepped after each optimizer step (or epoch), to rel. 1e-9.
@@ -23,7 +23,6 @@ from torch.optim import lr_scheduler as ref
 from benchmark import gallery
 from benchmark.__main__ import main
 from benchmark.errors import InputError
-from benchmark.plateau import Plateau
 from benchmark.schedules import (
     SCHEDULES,
     Budget,
@@ -31,6 +30,7 @@ from benchmark.schedules import (
     schedule_free_kwargs,
     sequences,
 )
+from benchmark.schedules.plateau import Plateau
 
 ROOT = Path(__file__).resolve().parents[1]
 LR = 0.1
@@ -416,10 +416,14 @@ def test_ends_where_its_parameters_say(name, params, step, expected):
     assert at(name, [step], budget=budget, **params)[0] == pytest.approx(expected, rel=1e-9)
 
 
-@pytest.mark.parametrize("module", ["schedules", "plateau", "gallery"])
-def test_no_torch_import(module):
+# every module of the schedules package, and the gallery
+NO_TORCH = [*sorted(ROOT.glob("benchmark/schedules/*.py")), ROOT / "benchmark" / "gallery.py"]
+
+
+@pytest.mark.parametrize("path", NO_TORCH, ids=lambda path: path.relative_to(ROOT).as_posix())
+def test_no_torch_import(path):
     """The report reuses these modules and must never import torch (nor schedulefree)."""
-    tree = ast.parse((ROOT / "benchmark" / f"{module}.py").read_text())
+    tree = ast.parse(path.read_text())
     imported = {
         alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names
     }
@@ -432,6 +436,12 @@ def test_registry_entries_are_documented():
         assert entry.summary, name
         budget_relative = {k for k, p in entry.params.items() if p.default is None}
         assert set(entry.auto) == budget_relative, name
+
+
+def test_registry_lists_pytorchs_schedules_first():
+    """The package imports pytorch.py before beyond_pytorch.py: --list and the gallery follow."""
+    modules = [entry.fn.__module__.rsplit(".", 1)[-1] for entry in SCHEDULES.values()]
+    assert modules == sorted(modules, key=["pytorch", "beyond_pytorch"].index)
 
 
 # ------------------------------------------------------------------------------ plateau

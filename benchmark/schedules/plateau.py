@@ -1,13 +1,14 @@
-"""ReduceLROnPlateau without an optimizer: the one stateful schedule.
+"""``Plateau``: ReduceLROnPlateau without an optimizer, the one stateful schedule.
 
 The engine calls ``step(dev_loss)`` after each evaluation and uses the lr it returns from the
 next optimizer step on. The decisions are those of ``torch.optim.lr_scheduler.ReduceLROnPlateau``
 for one parameter group (tests/test_schedules.py compares them), in plain Python: no torch here.
+The ``plateau`` schedule (in ``pytorch``) builds it; the engine gets it from ``plateau_controller``.
 """
 
 import math
 
-from benchmark.errors import InputError
+from benchmark.schedules.core import _need
 
 
 class Plateau:
@@ -81,8 +82,3 @@ class Plateau:
     def load_state_dict(self, state: dict) -> None:
         """Resume from ``state_dict()``'s output."""
         vars(self).update(state)
-
-
-def _need(ok: bool, what: str, value) -> None:
-    if not ok:
-        raise InputError(f"{what}, got {value!r}")
