@@ -7,7 +7,9 @@ Bad input raises ``InputError``: one line on stderr, exit status 2.
 
 import argparse
 import sys
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 
 from benchmark.errors import InputError
 
@@ -23,6 +25,26 @@ def command(name: str, summary: str):
         return fn
 
     return register
+
+
+def parse_set(item: str) -> tuple[str, object]:
+    """``--set KEY=VALUE`` with VALUE a TOML literal -> (KEY, value)."""
+    key, _, value = item.partition("=")
+    try:
+        return key.strip(), tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        hint = 'TOML literals: gamma=0.5, milestones=[3,6], mode="triangular2"'
+        raise InputError(f"--set {item!r}: expected KEY=VALUE, {hint}") from None
+
+
+def output_file(flag: str, path: str | None, suffix: str) -> Path | None:
+    """``path`` checked before any work: ends in ``suffix``, in an existing folder."""
+    if path is None:
+        return None
+    out = Path(path)
+    if out.suffix != suffix or not out.parent.is_dir():
+        raise InputError(f"{flag} {path}: expected FILE{suffix} in an existing folder")
+    return out
 
 
 @command("data", "acquire and verify MNIST / Fashion-MNIST under the data root")
@@ -52,9 +74,6 @@ def data_command(parser: argparse.ArgumentParser) -> Run:
 
 @command("schedule", "list the learning-rate schedules, or print or plot one for a budget")
 def schedule_command(parser: argparse.ArgumentParser) -> Run:
-    import tomllib
-    from pathlib import Path
-
     from benchmark import schedules
 
     parser.add_argument("name", nargs="?", metavar="NAME", help="a schedule, or module:function")
@@ -78,27 +97,17 @@ def schedule_command(parser: argparse.ArgumentParser) -> Run:
     )
     parser.add_argument("--plot", metavar="FILE.png", help="write a plot of the lr to FILE.png")
 
-    def parse(item: str) -> tuple[str, object]:
-        key, _, value = item.partition("=")
-        try:
-            return key.strip(), tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            hint = 'TOML literals: gamma=0.5, milestones=[3,6], mode="triangular2"'
-            raise InputError(f"--set {item!r}: expected KEY=VALUE, {hint}") from None
-
     def run(args: argparse.Namespace) -> None:
         from benchmark import gallery
 
         if args.list or args.name is None:
             print(gallery.describe())
             return
-        params = dict(parse(item) for item in args.set)
+        params = dict(parse_set(item) for item in args.set)
         budget = schedules.Budget.from_epochs(args.epochs, args.steps_per_epoch)
         seq = schedules.sequences(args.name, args.lr, budget, params)
-        if args.plot:
-            plot = Path(args.plot)
-            if plot.suffix != ".png" or not plot.parent.is_dir():
-                raise InputError(f"--plot {plot}: expected FILE.png in an existing folder")
+        plot = output_file("--plot", args.plot, ".png")
+        if plot:
             gallery.schedule_figure(args.name, seq, budget).savefig(plot)
         if args.csv:
             print(gallery.to_csv(seq, budget), end="")
@@ -107,6 +116,146 @@ def schedule_command(parser: argparse.ArgumentParser) -> Run:
             print(
                 f"{args.name}: {len(lr)} steps, lr {lr[0]:.6g} -> {lr[-1]:.6g}, max {lr.max():.6g}"
             )
+
+    return run
+
+
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that pick a task and shape a run, shared by ``train`` and ``lr-find``."""
+    from benchmark.tasks import TASKS
+
+    parser.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
+    parser.add_argument("--seed", type=int, default=0, help="initial weights and data order")
+    parser.add_argument("--batch-size", type=int, help="default: the task's")
+    parser.add_argument(
+        "--train-size", type=int, help="use the first N training examples (default: all)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="schedule.KEY=VALUE or optimizer.KEY=VALUE, VALUE a TOML literal: "
+        "schedule.pct_start=0.25, optimizer.betas=[0.9,0.99]",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (GPU when there is one), cpu or cuda"
+    )
+    parser.add_argument("--root", help="data root (default: $SCHEDULE_BENCH_DATA or data/)")
+
+
+def run_spec(args: argparse.Namespace, schedule: str, **fields):
+    """The RunSpec the flags describe; bad names, values or --set keys raise InputError."""
+    from benchmark.spec import RunSpec
+
+    params: dict[str, dict] = {"schedule": {}, "optimizer": {}}
+    for item in args.set:
+        key, value = parse_set(item)
+        section, _, name = key.partition(".")
+        if section not in params or not name:
+            raise InputError(f"--set {key}: expected schedule.KEY or optimizer.KEY")
+        params[section][name] = value
+    given = {"batch_size": args.batch_size, "train_size": args.train_size, **fields}
+    return RunSpec.make(
+        args.task,
+        schedule,
+        seed=args.seed,
+        schedule_params=params["schedule"],
+        optimizer_params=params["optimizer"],
+        **{k: v for k, v in given.items() if v is not None},
+    )
+
+
+@command("train", "train one run and write its record")
+def train_command(parser: argparse.ArgumentParser) -> Run:
+    run_arguments(parser)
+    parser.add_argument("--schedule", required=True, help="a schedule name, or module:function")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default: the task's)")
+    parser.add_argument("--epochs", type=int, help="default: the task's")
+    parser.add_argument("--eval-size", type=int, help="first N dev and test examples")
+    parser.add_argument("--evals-per-epoch", type=int, help="default: the task's")
+    parser.add_argument(
+        "--early-stopping", type=int, metavar="PATIENCE",
+        help="stop after PATIENCE evaluations without a better dev accuracy (default: off)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", default="fp32", help="fp32, or on CUDA tf32 or bf16 (autocast)"
+    )
+    parser.add_argument("--out", metavar="FILE.json", help="write the run record here")
+
+    def run(args: argparse.Namespace) -> None:
+        from benchmark import store
+        from benchmark.train import resolve_device, train
+
+        out = output_file("--out", args.out, ".json")
+        spec = run_spec(
+            args, args.schedule, lr=args.lr, epochs=args.epochs, eval_size=args.eval_size,
+            evals_per_epoch=args.evals_per_epoch, early_stopping=args.early_stopping,
+            precision=args.precision,
+        )  # fmt: skip
+        record = train(spec, device=resolve_device(args.device), root=args.root, progress=True)
+        print(summary(record))
+        if out:
+            store.write_record(out, record)
+            print(f"record: {out}")
+
+    return run
+
+
+def summary(record: dict) -> str:
+    """A few lines on a finished run: status, test accuracy, time to each target."""
+    spec, metrics, timing = record["spec"], record["metrics"], record["timing"]
+    per_epoch = (
+        timing["train_s"]
+        / max(record["budget"]["steps_done"], 1)
+        * record["budget"]["steps_per_epoch"]
+    )
+    status = record["status"]
+    if record["diverged_at_step"] is not None:
+        status += f" at step {record['diverged_at_step']}"
+    if record["stopped_early_at_step"] is not None:
+        status += f", stopped early at step {record['stopped_early_at_step']}"
+    lines = [
+        f"{spec['task']} {spec['schedule']} lr {spec['lr']:g} seed {spec['seed']}: {status}",
+        f"test accuracy {metrics['test_acc']:.4f}, best dev accuracy {metrics['val_acc_best']:.4f}",
+        f"training {timing['train_s']:.1f} s ({per_epoch:.2f} s per epoch), "
+        f"evaluation {timing['eval_s']:.1f} s, on {record['provenance']['device']}",
+    ]
+    for target, hit in record["time_to_target"].items():
+        reached = "not reached" if hit is None else (
+            f"step {hit['step']} (epoch {hit['epoch']:.2f}, {hit['wall_s']:.1f} s)"
+        )  # fmt: skip
+        lines.append(f"dev accuracy {target}: {reached}")
+    return "\n".join(lines)
+
+
+@command("lr-find", "the LR range test: suggest a peak lr for a task")
+def lr_find_command(parser: argparse.ArgumentParser) -> Run:
+    run_arguments(parser)
+    parser.add_argument("--start", type=float, default=1e-6, help="first lr (default: 1e-6)")
+    parser.add_argument("--end", type=float, default=10.0, help="last lr (default: 10)")
+    parser.add_argument("--steps", type=int, default=100, help="updates (default: 100)")
+    parser.add_argument("--plot", metavar="FILE.png", help="write loss against lr to FILE.png")
+
+    def run(args: argparse.Namespace) -> None:
+        from benchmark import data
+        from benchmark.lr_find import check_range, lr_range_test
+        from benchmark.tasks import get_task
+        from benchmark.train import resolve_device
+
+        plot = output_file("--plot", args.plot, ".png")
+        check_range(args.start, args.end, args.steps)
+        spec = run_spec(args, "constant")
+        device = resolve_device(args.device)
+        splits = data.load(get_task(spec.task).dataset, args.root, device)
+        test = lr_range_test(spec, splits, device, start=args.start, end=args.end, steps=args.steps)
+        print(
+            f"{spec.task}: suggested lr {test.suggestion:.3g} (steepest descent of the smoothed "
+            f"loss); {len(test.lrs)} steps, up to lr {test.lrs[-1]:.3g}"
+        )
+        if plot:
+            test.figure(f"LR range test: {spec.task}").savefig(plot)
+            print(f"plot: {plot}")
 
     return run
 

@@ -416,8 +416,12 @@ def test_ends_where_its_parameters_say(name, params, step, expected):
     assert at(name, [step], budget=budget, **params)[0] == pytest.approx(expected, rel=1e-9)
 
 
-# every module of the schedules package, and the gallery
-NO_TORCH = [*sorted(ROOT.glob("benchmark/schedules/*.py")), ROOT / "benchmark" / "gallery.py"]
+# every module of the schedules package, the gallery, and the parameter checks they use
+NO_TORCH = [
+    *sorted(ROOT.glob("benchmark/schedules/*.py")),
+    ROOT / "benchmark" / "gallery.py",
+    ROOT / "benchmark" / "params.py",
+]
 
 
 @pytest.mark.parametrize("path", NO_TORCH, ids=lambda path: path.relative_to(ROOT).as_posix())

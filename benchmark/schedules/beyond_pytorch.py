@@ -9,11 +9,11 @@ from typing import Literal
 
 import numpy as np
 
+from benchmark.params import need
 from benchmark.schedules.core import (
     START_FACTOR,
     WARMUP_FRAC,
     Budget,
-    _need,
     _warmup,
     _warmup_steps,
     schedule,
@@ -45,10 +45,10 @@ def exponential_decay(
     With the defaults and staircase = true it equals ``exponential``.
     """
     decay_steps = _per_epoch(budget) if decay_steps is None else decay_steps
-    _need(decay_steps >= 1, "decay_steps must be >= 1", decay_steps)
+    need(decay_steps >= 1, "decay_steps must be >= 1", decay_steps)
     # ends two orders of magnitude down, like ``exponential``
     decay_rate = 0.01 ** (decay_steps / budget.total_steps) if decay_rate is None else decay_rate
-    _need(decay_rate > 0, "decay_rate must be > 0", decay_rate)
+    need(decay_rate > 0, "decay_rate must be > 0", decay_rate)
     p = t // decay_steps if staircase else t / decay_steps
     return lr * decay_rate**p
 
@@ -72,10 +72,10 @@ def inverse_time(
     Source: keras.optimizers.schedules.InverseTimeDecay (tf.train.inverse_time_decay).
     """
     decay_steps = _per_epoch(budget) if decay_steps is None else decay_steps
-    _need(decay_steps >= 1, "decay_steps must be >= 1", decay_steps)
+    need(decay_steps >= 1, "decay_steps must be >= 1", decay_steps)
     # the slow 1/t tail (Robbins and Monro 1951) ends one order of magnitude down
     decay_rate = 9 * decay_steps / budget.total_steps if decay_rate is None else decay_rate
-    _need(decay_rate >= 0, "decay_rate must be >= 0", decay_rate)
+    need(decay_rate >= 0, "decay_rate must be >= 0", decay_rate)
     p = t // decay_steps if staircase else t / decay_steps
     return lr / (1 + decay_rate * p)
 
@@ -109,11 +109,11 @@ def wsd(
     or beats cosine, hence the defaults.
     """
     warmup = _warmup_steps(budget, warmup_steps, warmup_frac)
-    _need(0 < decay_frac <= 1, "decay_frac must be in (0, 1]", decay_frac)
-    _need(0 <= final_lr_frac <= 1, "final_lr_frac must be in [0, 1]", final_lr_frac)
+    need(0 < decay_frac <= 1, "decay_frac must be in (0, 1]", decay_frac)
+    need(0 <= final_lr_frac <= 1, "final_lr_frac must be in [0, 1]", final_lr_frac)
     decay = max(1, round(decay_frac * budget.total_steps))
     fits = warmup + decay <= budget.total_steps
-    _need(fits, "warmup and decay steps must fit in the total steps", (warmup, decay))
+    need(fits, "warmup and decay steps must fit in the total steps", (warmup, decay))
     p = np.clip((t - (budget.total_steps - decay)) / decay, 0, 1)
     after = final_lr_frac + (1 - final_lr_frac) * _COOLDOWNS[decay_shape](p)
     return lr * np.where(t < warmup, _warmup(t, warmup, start_factor), after)

@@ -2,10 +2,10 @@
 
 Here: ``Budget`` and ``Sequences``; the ``SCHEDULES`` registry, its entries (``Schedule``) and
 its decorator ``schedule``; ``get_schedule``, ``sequences``, ``plateau_controller`` and
-``schedule_free_kwargs``; the checking of parameters against their annotations (``_checked``,
-``_fits``, ``_describe``) and of values (``_need``, ``_need_count``, ``_need_momentum``); user
-``module:function`` schedules; and the warmup helpers the schedules share (``WARMUP_FRAC``,
-``START_FACTOR``, ``_warmup_steps``, ``_warmup``). Plain Python and NumPy, no torch.
+``schedule_free_kwargs``; value checks (``_need_count``, ``_need_momentum``; parameter types are
+checked by ``benchmark.params``); user ``module:function`` schedules; and the warmup helpers the
+schedules share (``WARMUP_FRAC``, ``START_FACTOR``, ``_warmup_steps``, ``_warmup``).
+Plain Python and NumPy, no torch.
 """
 
 import importlib
@@ -13,12 +13,12 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import UnionType
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args, get_origin
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from benchmark.errors import InputError, unknown_name
+from benchmark.params import check, fits, keyword_params, need
 
 if TYPE_CHECKING:  # plateau.py imports _need from here
     from benchmark.schedules.plateau import Plateau
@@ -86,8 +86,7 @@ class Schedule:
 
     @property
     def params(self) -> dict[str, inspect.Parameter]:
-        sig = inspect.signature(self.fn).parameters.values()
-        return {p.name: p for p in sig if p.kind is p.KEYWORD_ONLY}
+        return keyword_params(self.fn)
 
 
 SCHEDULES: dict[str, Schedule] = {}
@@ -140,61 +139,19 @@ def schedule_free_kwargs(budget: Budget, params: Mapping | None = None) -> dict[
 
 def _build(entry: Schedule, lr: float, budget: Budget, params: Mapping | None):
     try:
-        _need(_fits(lr, float) and math.isfinite(lr) and lr > 0, "lr must be a number > 0", lr)
-        kwargs = _checked(entry, params or {})
+        need(fits(lr, float) and math.isfinite(lr) and lr > 0, "lr must be a number > 0", lr)
+        kwargs = check(entry.params, params or {})
         return entry.fn(np.arange(budget.total_steps), float(lr), budget, **kwargs)
     except InputError as err:
         raise InputError(f"schedule {entry.name}: {err}") from None
 
 
-def _checked(entry: Schedule, params: Mapping) -> dict[str, Any]:
-    known = entry.params
-    for key, value in params.items():
-        if key not in known:
-            raise InputError(f"unknown parameter {key!r}; known: {', '.join(known) or 'none'}")
-        kind = known[key].annotation
-        _need(_fits(value, kind), f"{key} must be {_describe(kind)}", value)
-    return dict(params)
-
-
-def _fits(value, kind) -> bool:
-    """Whether ``value`` (from TOML or Python) matches the annotation ``kind``."""
-    origin, args = get_origin(kind), get_args(kind)
-    if origin is Literal:
-        return isinstance(value, str) and value in args
-    if origin is UnionType:
-        return any(_fits(value, arg) for arg in args)
-    if origin is list:
-        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
-    if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _describe(kind) -> str:
-    origin, args = get_origin(kind), get_args(kind)
-    if origin is Literal:
-        return "one of " + ", ".join(f'"{arg}"' for arg in args)
-    if origin is UnionType:
-        return " or ".join(_describe(arg) for arg in args if arg is not type(None))
-    if origin is list:
-        return f"a list, each {_describe(args[0])}"
-    return {int: "an integer", float: "a number", bool: "true or false"}[kind]
-
-
-def _need(ok: bool, what: str, value) -> None:
-    if not ok:
-        raise InputError(f"{what}, got {value!r}")
-
-
 def _need_count(name: str, value) -> None:
-    _need(_fits(value, int) and value >= 1, f"{name} must be an integer >= 1", value)
+    need(fits(value, int) and value >= 1, f"{name} must be an integer >= 1", value)
 
 
 def _need_momentum(base: float, top: float) -> None:
-    _need(0 <= base <= top <= 1, "need 0 <= base_momentum <= max_momentum <= 1", (base, top))
+    need(0 <= base <= top <= 1, "need 0 <= base_momentum <= max_momentum <= 1", (base, top))
 
 
 def _user_schedule(spec: str) -> Callable[..., np.ndarray]:
@@ -229,13 +186,13 @@ def _user_schedule(spec: str) -> Callable[..., np.ndarray]:
 
 
 def _warmup_steps(budget: Budget, steps: int | None, frac: float) -> int:
-    _need(0 <= frac < 1, "warmup_frac must be in [0, 1)", frac)
+    need(0 <= frac < 1, "warmup_frac must be in [0, 1)", frac)
     steps = round(frac * budget.total_steps) if steps is None else steps
-    _need(0 <= steps < budget.total_steps, "warmup_steps must be in [0, total steps)", steps)
+    need(0 <= steps < budget.total_steps, "warmup_steps must be in [0, total steps)", steps)
     return steps
 
 
 def _warmup(t: np.ndarray, steps: int, start_factor: float) -> np.ndarray:
     """LinearLR(start_factor, 1.0, steps)'s factor: start_factor at step 0, 1 from ``steps`` on."""
-    _need(0 < start_factor <= 1, "start_factor must be in (0, 1]", start_factor)
+    need(0 < start_factor <= 1, "start_factor must be in (0, 1]", start_factor)
     return np.where(t < steps, start_factor + (1 - start_factor) * t / max(steps, 1), 1.0)

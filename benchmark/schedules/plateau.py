@@ -8,7 +8,7 @@ The ``plateau`` schedule (in ``pytorch``) builds it; the engine gets it from ``p
 
 import math
 
-from benchmark.schedules.core import _need
+from benchmark.params import need
 
 
 class Plateau:
@@ -31,17 +31,17 @@ class Plateau:
         min_lr: float = 0.0,
         eps: float = 1e-8,
     ):
-        _need(mode in ("min", "max"), 'mode must be "min" or "max"', mode)
-        _need(
+        need(mode in ("min", "max"), 'mode must be "min" or "max"', mode)
+        need(
             threshold_mode in ("rel", "abs"),
             'threshold_mode must be "rel" or "abs"',
             threshold_mode,
         )
-        _need(0 < factor < 1, "factor must be in (0, 1)", factor)
-        _need(patience >= 0, "patience must be >= 0", patience)
-        _need(cooldown >= 0, "cooldown must be >= 0", cooldown)
+        need(0 < factor < 1, "factor must be in (0, 1)", factor)
+        need(patience >= 0, "patience must be >= 0", patience)
+        need(cooldown >= 0, "cooldown must be >= 0", cooldown)
         for name, value in [("threshold", threshold), ("min_lr", min_lr), ("eps", eps)]:
-            _need(value >= 0, f"{name} must be >= 0", value)
+            need(value >= 0, f"{name} must be >= 0", value)
         self.lr = float(lr)
         self.mode, self.factor, self.patience = mode, factor, patience
         self.threshold, self.threshold_mode = threshold, threshold_mode

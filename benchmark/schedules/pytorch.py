@@ -10,10 +10,10 @@ from typing import Literal
 
 import numpy as np
 
+from benchmark.params import need
 from benchmark.schedules.core import (
     START_FACTOR,
     WARMUP_FRAC,
-    _need,
     _need_momentum,
     _warmup,
     _warmup_steps,
@@ -33,8 +33,8 @@ def step(t, lr, budget, *, step_size: int | None = None, gamma: float = 0.1):
     """StepLR, per epoch: lr * gamma ** (epoch // step_size)."""
     # three lr levels, as ResNet's 0.1, 0.01, 0.001 (He et al. 2016, sec. 4.2)
     step_size = -(-budget.epochs // 3) if step_size is None else step_size
-    _need(step_size >= 1, "step_size must be >= 1", step_size)
-    _need(gamma > 0, "gamma must be > 0", gamma)
+    need(step_size >= 1, "step_size must be >= 1", step_size)
+    need(gamma > 0, "gamma must be > 0", gamma)
     return lr * gamma ** (budget.epoch(t) // step_size)
 
 
@@ -46,8 +46,8 @@ def multistep(t, lr, budget, *, milestones: list[int] | None = None, gamma: floa
     milestones = sorted(
         {max(1, half), max(1, three_quarters)} if milestones is None else milestones
     )
-    _need(all(m >= 0 for m in milestones), "milestones must be >= 0", milestones)
-    _need(gamma > 0, "gamma must be > 0", gamma)
+    need(all(m >= 0 for m in milestones), "milestones must be >= 0", milestones)
+    need(gamma > 0, "gamma must be > 0", gamma)
     return lr * gamma ** np.searchsorted(milestones, budget.epoch(t), side="right")
 
 
@@ -56,7 +56,7 @@ def exponential(t, lr, budget, *, gamma: float | None = None):
     """ExponentialLR, per epoch: lr * gamma ** epoch."""
     # ends two orders of magnitude down, like step's and multistep's two cuts by 0.1
     gamma = 0.01 ** (1 / budget.epochs) if gamma is None else gamma
-    _need(gamma > 0, "gamma must be > 0", gamma)
+    need(gamma > 0, "gamma must be > 0", gamma)
     return lr * gamma ** budget.epoch(t)
 
 
@@ -64,8 +64,8 @@ def exponential(t, lr, budget, *, gamma: float | None = None):
 def cosine(t, lr, budget, *, T_max: int | None = None, eta_min: float = 0.0):  # noqa: N803
     """CosineAnnealingLR: eta_min + (lr - eta_min) (1 + cos(pi t / T_max)) / 2."""
     period = budget.total_steps if T_max is None else T_max  # anneal over the whole run (SGDR)
-    _need(period >= 1, "T_max must be >= 1", period)
-    _need(0 <= eta_min <= lr, "eta_min must be in [0, lr]", eta_min)
+    need(period >= 1, "T_max must be >= 1", period)
+    need(0 <= eta_min <= lr, "eta_min must be in [0, lr]", eta_min)
     return eta_min + (lr - eta_min) * (1 + np.cos(np.pi * t / period)) / 2
 
 
@@ -82,9 +82,9 @@ def cosine_restarts(
     """CosineAnnealingWarmRestarts: cosine to eta_min, restart, each cycle T_mult times longer."""
     # four equal cycles ending with the run, so it ends on a cycle's low point (SGDR)
     first = max(1, budget.total_steps // 4) if T_0 is None else T_0
-    _need(first >= 1, "T_0 must be >= 1", first)
-    _need(T_mult >= 1, "T_mult must be >= 1", T_mult)
-    _need(0 <= eta_min <= lr, "eta_min must be in [0, lr]", eta_min)
+    need(first >= 1, "T_0 must be >= 1", first)
+    need(T_mult >= 1, "T_mult must be >= 1", T_mult)
+    need(0 <= eta_min <= lr, "eta_min must be in [0, lr]", eta_min)
     starts, lengths = [0], [first]
     while starts[-1] + lengths[-1] <= t.max():
         starts.append(starts[-1] + lengths[-1])
@@ -120,9 +120,9 @@ def cyclic(
     # two whole cycles: stop at a cycle's end, where the lr is lowest (Smith 2017, sec. 3.3)
     up = max(1, budget.total_steps // 4) if step_size_up is None else step_size_up
     down = up if step_size_down is None else step_size_down
-    _need(0 <= base_lr <= lr, "base_lr must be in [0, lr]", base_lr)
-    _need(up >= 1 and down >= 1, "step_size_up and step_size_down must be >= 1", (up, down))
-    _need(0 < gamma <= 1, "gamma must be in (0, 1]", gamma)
+    need(0 <= base_lr <= lr, "base_lr must be in [0, lr]", base_lr)
+    need(up >= 1 and down >= 1, "step_size_up and step_size_down must be >= 1", (up, down))
+    need(0 < gamma <= 1, "gamma must be in (0, 1]", gamma)
     _need_momentum(base_momentum, max_momentum)
     size = float(up + down)
     cycle = np.floor(1 + t / size)
@@ -152,9 +152,9 @@ def onecycle(
 ):
     """OneCycleLR (max_lr = lr, total_steps = the run's): up from lr / div_factor, then down."""
     # every default is PyTorch's, from fastai's 1cycle (Smith 2018, arXiv:1803.09820)
-    _need(0 < pct_start < 1, "pct_start must be in (0, 1)", pct_start)
-    _need(div_factor >= 1, "div_factor must be >= 1", div_factor)
-    _need(final_div_factor >= 1, "final_div_factor must be >= 1", final_div_factor)
+    need(0 < pct_start < 1, "pct_start must be in (0, 1)", pct_start)
+    need(div_factor >= 1, "div_factor must be >= 1", div_factor)
+    need(final_div_factor >= 1, "final_div_factor must be >= 1", final_div_factor)
     _need_momentum(base_momentum, max_momentum)
     total = budget.total_steps
     initial = lr / div_factor
@@ -185,8 +185,8 @@ def polynomial(t, lr, budget, *, total_iters: int | None = None, power: float = 
     """PolynomialLR: lr * (1 - min(t, total_iters) / total_iters) ** power."""
     # "poly" decays to 0 as the run ends (DeepLab, Chen et al. 2017, power 0.9 there)
     total_iters = budget.total_steps if total_iters is None else total_iters
-    _need(total_iters >= 1, "total_iters must be >= 1", total_iters)
-    _need(power > 0, "power must be > 0", power)
+    need(total_iters >= 1, "total_iters must be >= 1", total_iters)
+    need(power > 0, "power must be > 0", power)
     return lr * (1.0 - np.minimum(total_iters, t) / total_iters) ** power
 
 
@@ -203,9 +203,9 @@ def linear(
     """LinearLR: lr times a factor going linearly from start_factor to end_factor."""
     # linear decay to 0 over the run: strong across tasks (Defazio et al. 2023, arXiv:2310.07831)
     total_iters = budget.total_steps if total_iters is None else total_iters
-    _need(0 < start_factor <= 1, "start_factor must be in (0, 1]", start_factor)
-    _need(0 <= end_factor <= 1, "end_factor must be in [0, 1]", end_factor)
-    _need(total_iters >= 1, "total_iters must be >= 1", total_iters)
+    need(0 < start_factor <= 1, "start_factor must be in (0, 1]", start_factor)
+    need(0 <= end_factor <= 1, "end_factor must be in [0, 1]", end_factor)
+    need(total_iters >= 1, "total_iters must be >= 1", total_iters)
     progress = np.minimum(total_iters, t) / total_iters
     return lr * (start_factor + (end_factor - start_factor) * progress)
 
@@ -223,7 +223,7 @@ def warmup_cosine(
 ):
     """SequentialLR of LinearLR(start_factor, 1, warmup_steps) then CosineAnnealingLR to eta_min."""
     warmup = _warmup_steps(budget, warmup_steps, warmup_frac)
-    _need(0 <= eta_min <= lr, "eta_min must be in [0, lr]", eta_min)
+    need(0 <= eta_min <= lr, "eta_min must be in [0, lr]", eta_min)
     progress = (t - warmup) / (budget.total_steps - warmup)
     cos = eta_min + (lr - eta_min) * (1 + np.cos(np.pi * progress)) / 2
     return np.where(t < warmup, lr * _warmup(t, warmup, start_factor), cos)
