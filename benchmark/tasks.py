@@ -78,3 +78,20 @@ register(Task(
     "smnist_gru", "sequential MNIST read row by row (28 steps of 28 pixels), a GRU, Adam",
     "mnist", "gru", "adam", {}, lr=2e-3, epochs=10, targets=(0.95, 0.98),
 ))  # fmt: skip
+
+
+def markdown_table() -> str:
+    """The tasks as the README's Markdown table (a test keeps the README in step)."""
+    rows = [
+        "| task | dataset | model | optimizer (settings) | lr | epochs | batch | dev targets |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in TASKS.values():
+        settings = ", ".join(f"{k}={v}" for k, v in t.optimizer_params.items())
+        optimizer = f"{t.optimizer} ({settings})" if settings else t.optimizer
+        targets = ", ".join(f"{x:g}" for x in t.targets)
+        rows.append(
+            f"| `{t.name}` | {t.dataset} | {t.model} | {optimizer} | {t.lr:g} | {t.epochs} "
+            f"| {t.batch_size} | {targets} |"
+        )
+    return "\n".join(rows)

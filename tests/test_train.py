@@ -19,7 +19,7 @@ from benchmark.errors import InputError
 from benchmark.metrics import time_to_target
 from benchmark.schedules import SCHEDULES, sequences
 from benchmark.spec import RunSpec
-from benchmark.tasks import TASKS
+from benchmark.tasks import TASKS, markdown_table
 from benchmark.train import (
     SingleRun,
     build_model,
@@ -70,6 +70,10 @@ def test_tasks_are_complete():
         assert len(task.targets) >= 2
         assert task.targets == tuple(sorted(task.targets))
         optim.check_settings(task.optimizer, task.optimizer_params)  # valid defaults
+
+
+def test_readme_lists_the_tasks():
+    assert markdown_table() in (ROOT / "README.md").read_text()
 
 
 # ------------------------------------------------------------------------------ the record
