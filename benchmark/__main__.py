@@ -11,9 +11,11 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmark.data import DEFAULT_ROOT
 from benchmark.errors import InputError
 
 Run = Callable[[argparse.Namespace], int | None]
+RESULTS = DEFAULT_ROOT.parent / "results"  # results/<sweep>/ beside data/ (git-ignored)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Run]]] = {}
 
 
@@ -256,6 +258,82 @@ def lr_find_command(parser: argparse.ArgumentParser) -> Run:
         if plot:
             test.figure(f"LR range test: {spec.task}").savefig(plot)
             print(f"plot: {plot}")
+
+    return run
+
+
+@command("run", "run a sweep: tune each schedule's lr, then the final seeds; then the tables")
+def run_command(parser: argparse.ArgumentParser) -> Run:
+    from benchmark import sweep
+
+    parser.add_argument(
+        "--sweep", default="quick", help="smoke, quick (default), full, or FILE.toml"
+    )
+    parser.add_argument("--results", help="results folder (default: results/<sweep>)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override the sweep file: run.epochs=2, final.seeds=[0,1], tasks=[\"mnist_mlp\"]",
+    )  # fmt: skip
+    parser.add_argument("--rerun", action="store_true", help="run finished runs again")
+    parser.add_argument("--executor", default="local", choices=sorted(sweep.EXECUTORS))
+    parser.add_argument("--workers", type=int, help="local CPU worker processes (default: cores)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--root", help="data root (default: $SCHEDULE_BENCH_DATA or data/)")
+    parser.add_argument("--slurm-partition", help="Slurm partition")
+    parser.add_argument("--slurm-gpus-per-task", type=int, default=0, help="GPUs per array task")
+    parser.add_argument("--slurm-time", type=int, default=60, help="minutes per array task")
+    parser.add_argument("--array-parallelism", type=int, default=16, help="Slurm array tasks")
+
+    def run(args: argparse.Namespace) -> int:
+        from benchmark import protocol
+
+        plan = protocol.load(args.sweep, [parse_set(item) for item in args.set])
+        if args.workers is not None and args.workers < 1:
+            raise InputError(f"--workers must be >= 1, got {args.workers}")
+        options = sweep.Options(
+            results=Path(args.results or RESULTS / plan.name),
+            executor=args.executor, workers=args.workers, device=args.device, root=args.root,
+            rerun=args.rerun,
+            slurm={"partition": args.slurm_partition, "gpus_per_task": args.slurm_gpus_per_task,
+                   "time_min": args.slurm_time, "array_parallelism": args.array_parallelism},
+        )  # fmt: skip
+        outcomes = sweep.run_sweep(plan, options)
+        failed = [o for phase in outcomes.values() for o in phase if o.status == "failed"]
+        print(f"results: {options.results} (runs.csv, curves.csv, selection.csv)")
+        for outcome in failed:
+            print(f"failed: {outcome.key}: {outcome.error}", file=sys.stderr)
+        return 1 if failed else 0
+
+    return run
+
+
+@command("status", "count the runs of a results folder: done, pending, claimed, failed")
+def status_command(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("--results", default=str(RESULTS / "quick"), help="a results folder")
+
+    def run(args: argparse.Namespace) -> None:
+        from benchmark import sweep
+
+        print(sweep.status(Path(args.results)).to_string(index=False))
+
+    return run
+
+
+@command("tables", "rebuild runs.csv and curves.csv of a results folder from its records")
+def tables_command(parser: argparse.ArgumentParser) -> Run:
+    parser.add_argument("results", metavar="DIR", help="a results folder (with runs/)")
+
+    def run(args: argparse.Namespace) -> None:
+        from benchmark import tables
+
+        runs = Path(args.results) / "runs"
+        if not runs.is_dir():
+            raise InputError(f"{args.results}: no runs/ folder")
+        records, bad = tables.read_records(runs)
+        for path in bad:
+            print(f"skipped {path}: truncated or not a run record", file=sys.stderr)
+        for path in tables.write_tables(Path(args.results), records):
+            print(path)
 
     return run
 

@@ -1,14 +1,31 @@
-"""Run records on disk: one JSON file per finished run, written atomically.
+"""Run records on disk, and claims so that no run is ever run twice at once.
 
-A record file exists if and only if its run finished (DESIGN.md): it is written to a temporary
-file, flushed and renamed into place. JSON has no NaN: a non-finite value in a record is a bug
-(the engine writes ``null``), so writing refuses it.
+A results folder (``results/<sweep>/``) holds::
+
+    runs/<key>.json      one record per finished run (DESIGN.md), written atomically
+    claims/<key>.claim   held while a process runs <key>: host, pid; its mtime is a heartbeat
+    failed/<key>.json    the error of a run that crashed (not a divergence: that is a record)
+
+A record file exists if and only if its run finished: it is written to a temporary file,
+flushed, fsynced and renamed into place. JSON has no NaN: a non-finite value in a record is a
+bug (the engine writes ``null``), so writing refuses it. A claim is created exclusively
+(``O_EXCL``); it is stale when its process is gone (same host) or its heartbeat is older than
+``STALE_S``, and a stale claim is taken over by renaming it away first, which only one process
+can do.
 """
 
+import contextlib
 import json
+import os
+import socket
+import threading
+import time
 from pathlib import Path
 
 from benchmark.idx import write_atomic
+
+HEARTBEAT_S = 10.0  # a running claim's mtime is refreshed this often
+STALE_S = 120.0  # a claim not refreshed for this long belongs to a dead process
 
 
 def write_record(path: Path, record: dict) -> None:
@@ -19,3 +36,120 @@ def write_record(path: Path, record: dict) -> None:
 
 def read_record(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+class Store:
+    """The runs, claims and failures of one results folder."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.runs, self.claims, self.failed = (self.root / d for d in ("runs", "claims", "failed"))
+
+    def create(self) -> "Store":
+        for folder in (self.runs, self.claims, self.failed):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def record_path(self, key: str) -> Path:
+        return self.runs / f"{key}.json"
+
+    def record(self, key: str) -> dict | None:
+        """The finished record of ``key``, or None (absent, truncated or for another key)."""
+        try:
+            record = read_record(self.record_path(key))
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("key") == key else None
+
+    def done(self, key: str) -> bool:
+        return self.record(key) is not None
+
+    def put(self, record: dict) -> None:
+        write_record(self.record_path(record["key"]), record)
+        (self.failed / f"{record['key']}.json").unlink(missing_ok=True)
+
+    def fail(self, key: str, spec: dict, error: str) -> None:
+        text = json.dumps({"key": key, "spec": spec, "error": error}, indent=1) + "\n"
+        write_atomic(self.failed / f"{key}.json", text.encode())
+
+    def failure(self, key: str) -> str | None:
+        try:
+            return json.loads((self.failed / f"{key}.json").read_text())["error"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    # ------------------------------------------------------------------ claims
+
+    def claimed(self, key: str) -> bool:
+        """Whether a live process holds the claim on ``key``."""
+        path = self.claims / f"{key}.claim"
+        return path.exists() and not _stale(path)
+
+    @contextlib.contextmanager
+    def claim(self, key: str):
+        """Hold the claim on ``key`` while the block runs; yield False if another process has it."""
+        path = self.claims / f"{key}.claim"
+        if not _take(path):
+            yield False
+            return
+        stop = threading.Event()
+        beat = threading.Thread(target=_heartbeat, args=(path, stop), daemon=True)
+        beat.start()
+        try:
+            yield True
+        finally:
+            stop.set()
+            beat.join()
+            path.unlink(missing_ok=True)
+
+
+def _owner() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _take(path: Path) -> bool:
+    """Create the claim file exclusively, after taking over a stale one; False if it is live."""
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not _stale(path):
+                return False
+            tomb = path.with_name(f"{path.name}.stale-{os.getpid()}-{time.monotonic_ns()}")
+            with contextlib.suppress(FileNotFoundError):  # another process took it over first
+                path.rename(tomb)
+                tomb.unlink()
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(_owner(), f)
+        return True
+    return False
+
+
+def _stale(path: Path) -> bool:
+    try:
+        age = time.time() - path.stat().st_mtime
+        owner = json.loads(path.read_text())
+    except FileNotFoundError:
+        return False  # released meanwhile: not stale, and no longer there to take
+    except ValueError:  # being written right now, or torn by a crash: only age tells
+        return age > STALE_S
+    if owner.get("host") == socket.gethostname() and not _alive(owner.get("pid", -1)):
+        return True
+    return age > STALE_S
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _heartbeat(path: Path, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(path)

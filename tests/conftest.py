@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmark import data, idx
+from digits import Digits
 
 
 def pytest_collection_modifyitems(config, items):
@@ -74,36 +75,6 @@ def register_tiny(monkeypatch, tiny):
         return dataset
 
     return register
-
-
-class Digits:
-    """A learnable 10-class problem in memory: class c lights up row band c, plus noise.
-
-    ``splits`` are uint8 tensors like ``data.load``'s; ``dataset`` is the matching registry
-    entry (shapes only: nothing is on disk), so tasks and specs can name it.
-    """
-
-    def __init__(self, n_train: int = 300, n_dev: int = 100, n_test: int = 100, seed: int = 0):
-        import torch
-
-        gen = torch.Generator().manual_seed(seed)
-
-        def split(n: int) -> data.Split:
-            labels = torch.arange(n) % 10
-            images = torch.randint(0, 96, (n, 28, 28), generator=gen)
-            for c in range(10):  # rows 2c+4 and 2c+5 bright for class c
-                images[labels == c, 2 * c + 4 : 2 * c + 6] += 150
-            perm = torch.randperm(n, generator=gen)
-            return data.Split(images[perm].to(torch.uint8), labels[perm])
-
-        self.splits = data.Splits(split(n_train), split(n_dev), split(n_test))
-        files = (
-            data.IdxFile("train-images-idx3-ubyte", (n_train + n_dev, 28, 28), ""),
-            data.IdxFile("train-labels-idx1-ubyte", (n_train + n_dev,), ""),
-            data.IdxFile("t10k-images-idx3-ubyte", (n_test, 28, 28), ""),
-            data.IdxFile("t10k-labels-idx1-ubyte", (n_test,), ""),
-        )
-        self.dataset = data.Dataset("digits", "Digits", files, offline=(), dev_size=n_dev)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,198 @@
+"""Sweep files and the tuning protocol: tune on dev, select one lr per schedule, run final seeds.
+
+A sweep is a TOML file (``benchmark/sweeps/<name>.toml``, or any path)::
+
+    description = "what it is for"
+    tasks = ["mnist_logreg", "mnist_mlp"]
+    schedules = "all"            # or a list of SCHEDULES names / "module:function"
+    plugins = []                 # modules imported first: your own tasks, models, schedules
+    [run]                        # RunSpec settings for every run: epochs, batch_size,
+    train_size = 10000           # train_size, eval_size, evals_per_epoch, early_stopping,
+    epochs = 3                   # precision
+    [tune]
+    seeds = [1000, 1001]
+    lr_factors = [0.3, 1, 3]     # the grid: centre x factor
+    centre = "task"              # "task": the task's default lr; "lr-find": the range test's
+    [final]
+    seeds = [0, 1, 2, 3, 4]      # disjoint from the tuning seeds
+    [schedule_params.onecycle]   # optional, per schedule
+    pct_start = 0.25
+
+The protocol (``tune_specs`` -> ``select`` -> ``final_specs``): phase ``tune`` runs every task x
+schedule x grid lr x tuning seed. For each task and schedule, ``select`` picks the grid lr with
+the best mean dev accuracy at the end of the budget over the tuning seeds (a diverged run
+counts with its dev accuracy); a tie goes to the smaller lr, the safer choice. Phase ``final``
+runs the selected lr with the final seeds; its test metrics are the reported ones. Every
+schedule sees the same seeds and the same grid around the same centre (a paired design).
+"""
+
+import importlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.errors import InputError
+from benchmark.params import need
+from benchmark.schedules import SCHEDULES
+from benchmark.spec import RunSpec
+from benchmark.tasks import get_task
+
+SWEEPS = Path(__file__).parent / "sweeps"
+RUN_SETTINGS = (
+    "epochs", "batch_size", "train_size", "eval_size", "evals_per_epoch", "early_stopping",
+    "precision",
+)  # fmt: skip
+CENTRES = ("task", "lr-find")
+_KEYS = {
+    "": {"description", "tasks", "schedules", "plugins", "run", "tune", "final", "schedule_params"},
+    "tune": {"seeds", "lr_factors", "centre"},
+    "final": {"seeds"},
+}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    description: str
+    tasks: tuple[str, ...]
+    schedules: tuple[str, ...]
+    plugins: tuple[str, ...]
+    run: dict  # RunSpec settings for every run
+    tune_seeds: tuple[int, ...]
+    lr_factors: tuple[float, ...]
+    centre: str
+    final_seeds: tuple[int, ...]
+    schedule_params: dict  # schedule name -> its parameters
+
+    def spec(self, task: str, schedule: str, lr: float, seed: int, phase: str) -> RunSpec:
+        params = self.schedule_params.get(schedule, {})
+        return RunSpec.make(
+            task, schedule, seed=seed, lr=lr, phase=phase, schedule_params=params, **self.run
+        )
+
+    def grid(self, centre: float) -> list[float]:
+        """The tuning lrs around ``centre``, rounded to 4 significant digits (stable keys)."""
+        return [float(f"{centre * factor:.4g}") for factor in self.lr_factors]
+
+    def tune_specs(self, centres: dict[str, float]) -> list[RunSpec]:
+        """Phase tune: every task x schedule x grid lr x tuning seed."""
+        return [
+            self.spec(task, schedule, lr, seed, "tune")
+            for task in self.tasks
+            for schedule in self.schedules
+            for lr in self.grid(centres[task])
+            for seed in self.tune_seeds
+        ]
+
+    def final_specs(self, selection: pd.DataFrame) -> list[RunSpec]:
+        """Phase final: each selected (task, schedule, lr) with every final seed."""
+        return [
+            self.spec(row.task, row.schedule, float(row.lr), seed, "final")
+            for row in selection.itertuples()
+            for seed in self.final_seeds
+        ]
+
+
+def select(tune: pd.DataFrame) -> pd.DataFrame:
+    """Each task and schedule's lr: best mean final dev accuracy; ties to the smaller lr.
+
+    ``tune`` has one row per finished tuning run (task, schedule, lr, seed, val_acc_final,
+    status). Returns task, schedule, lr, dev_acc_mean, dev_acc_std, n_seeds, n_diverged, grid.
+    """
+    by_lr = (
+        tune.assign(diverged=tune.status == "diverged")
+        .groupby(["task", "schedule", "lr"], sort=True)
+        .agg(
+            dev_acc_mean=("val_acc_final", "mean"),
+            dev_acc_std=("val_acc_final", "std"),
+            n_seeds=("seed", "count"),
+            n_diverged=("diverged", "sum"),
+        )
+        .reset_index()
+    )
+    rows = []
+    for _, group in by_lr.groupby(["task", "schedule"], sort=False):
+        best = group[group.dev_acc_mean == group.dev_acc_mean.max()].nsmallest(1, "lr")
+        rows.append(best.assign(grid=";".join(f"{lr:g}" for lr in group.lr)))
+    return pd.concat(rows, ignore_index=True) if rows else by_lr.assign(grid=[])
+
+
+def load(name: str, overrides: list[tuple[str, object]] = ()) -> Sweep:
+    """The sweep ``name`` (in benchmark/sweeps/) or at path ``name``, with ``--set`` overrides."""
+    path = Path(name)
+    if path.suffix != ".toml":
+        path = SWEEPS / f"{name}.toml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in SWEEPS.glob("*.toml")))
+            raise InputError(f"unknown sweep {name!r}; valid: {known}, or a path to a .toml file")
+    if not path.is_file():
+        raise InputError(f"sweep file {path}: not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"sweep file {path}: {err}") from None
+    for key, value in overrides:
+        _set(raw, key, value)
+    try:
+        return _parse(path.stem, raw)
+    except InputError as err:
+        raise InputError(f"sweep {path.stem}: {err}") from None
+
+
+def _set(raw: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        raw = raw.setdefault(part, {})
+        if not isinstance(raw, dict):
+            raise InputError(f"--set {dotted}: {part} is not a table")
+    raw[leaf] = value
+
+
+def _parse(name: str, raw: dict) -> Sweep:
+    for table, allowed in _KEYS.items():
+        given = raw.get(table, {}) if table else raw
+        unknown = set(given) - allowed
+        need(not unknown, f"unknown key(s) in [{table or 'top level'}]; valid: "
+             f"{', '.join(sorted(allowed))}", sorted(unknown))  # fmt: skip
+    plugins = tuple(raw.get("plugins", ()))
+    for module in plugins:  # they may register the tasks and schedules named below
+        importlib.import_module(module)
+    schedules = raw.get("schedules", "all")
+    schedules = tuple(SCHEDULES) if schedules == "all" else tuple(schedules)
+    tasks = tuple(raw.get("tasks", ()))
+    need(len(tasks) > 0 and len(schedules) > 0, "tasks and schedules must not be empty", raw)
+    for task in tasks:
+        get_task(task)
+    run = dict(raw.get("run", {}))
+    unknown = set(run) - set(RUN_SETTINGS)
+    need(not unknown, f"[run] takes {', '.join(RUN_SETTINGS)}", sorted(unknown))
+    tune, final = raw.get("tune", {}), raw.get("final", {})
+    tune_seeds, final_seeds = _seeds("tune.seeds", tune), _seeds("final.seeds", final)
+    overlap = set(tune_seeds) & set(final_seeds)
+    need(not overlap, "tune.seeds and final.seeds must be disjoint", sorted(overlap))
+    factors = tuple(tune.get("lr_factors", (1.0,)))
+    ok = len(factors) > 0 and all(isinstance(f, int | float) and f > 0 for f in factors)
+    need(ok and len(set(factors)) == len(factors), "tune.lr_factors: distinct numbers > 0", factors)
+    centre = tune.get("centre", "task")
+    need(centre in CENTRES, f"tune.centre must be one of {CENTRES}", centre)
+    params = raw.get("schedule_params", {})
+    unknown = set(params) - set(schedules)
+    need(not unknown, "schedule_params for schedules not in the sweep", sorted(unknown))
+    sweep = Sweep(
+        name, raw.get("description", ""), tasks, schedules, plugins, run, tune_seeds,
+        factors, centre, final_seeds, params,
+    )  # fmt: skip
+    for task in tasks:  # checks every setting and schedule parameter before anything runs
+        for schedule in schedules:
+            sweep.spec(task, schedule, get_task(task).lr, final_seeds[0], "final")
+    return sweep
+
+
+def _seeds(where: str, table: dict) -> tuple[int, ...]:
+    seeds = table.get("seeds", ())
+    ok = isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds)
+    need(ok and len(seeds) > 0, f"{where} must be a non-empty list of integers >= 0", seeds)
+    need(len(set(seeds)) == len(seeds), f"{where} has repeats", seeds)
+    return tuple(seeds)

@@ -1,0 +1,312 @@
+"""Running a sweep: each phase's pending runs on an executor, resumable and crash-safe.
+
+``run_sweep`` expands the protocol (benchmark/protocol.py) phase by phase: tune, select,
+final. Runs whose record exists are skipped (``rerun`` runs them again); each run is claimed
+before it starts (benchmark/store.py), so two runners, or two Slurm array tasks, on one results
+folder never run the same run; a runner that finds runs claimed elsewhere waits for them. A run
+that crashes is written to ``failed/`` and the sweep goes on; ``runs.csv`` and ``curves.csv``
+are rebuilt from the records at the end.
+
+Executors (``EXECUTORS``): ``local`` runs on this machine: on the CPU one worker process per
+core with one thread each (faster here than one process with two threads: README), on a GPU
+one process; ``slurm`` shards the pending runs into a submitit job array.
+"""
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from benchmark import data, protocol, tables
+from benchmark.errors import InputError
+from benchmark.idx import write_atomic
+from benchmark.spec import RunSpec
+from benchmark.store import Store
+from benchmark.tasks import get_task
+
+POLL_S = 5.0  # how often a runner looks again at runs claimed by another process
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run: where, on what, and whether finished runs are run again."""
+
+    results: Path
+    executor: str = "local"
+    workers: int | None = None  # local CPU worker processes; None: one per core
+    device: str = "auto"
+    root: str | None = None  # data root
+    rerun: bool = False
+    plugins: tuple[str, ...] = ()
+    slurm: dict = field(default_factory=dict)  # partition, gpus_per_task, time_min, ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    status: str  # ok, diverged, failed, claimed (by another process), done (already)
+    seconds: float = 0.0
+    val_acc: float | None = None
+    error: str | None = None
+
+
+# ------------------------------------------------------------------ one run, in any process
+
+_SPLITS: dict = {}  # (dataset, device, root) -> splits, loaded once per process
+
+
+def run_one(spec: dict, options: Options) -> Outcome:
+    """Claim, train and store one run; a crash becomes a failed/ entry, not an exception."""
+    from benchmark.train import resolve_device, train  # torch: only where runs happen
+
+    spec = RunSpec(**spec)
+    store = Store(options.results)
+    with store.claim(spec.key) as mine:
+        if not mine:
+            return Outcome(spec.key, "claimed")
+        if not options.rerun and store.done(spec.key):
+            return Outcome(spec.key, "done")
+        t0 = time.perf_counter()
+        try:
+            device = resolve_device(options.device)
+            dataset = get_task(spec.task).dataset
+            where = (dataset, str(device), options.root)
+            if where not in _SPLITS:
+                _SPLITS[where] = data.load(dataset, options.root, device)
+            record = train(spec, _SPLITS[where], device)
+        except Exception as err:  # recorded; the other runs go on
+            store.fail(spec.key, spec.to_dict(), traceback.format_exc())
+            return Outcome(spec.key, "failed", time.perf_counter() - t0, error=_one_line(err))
+        store.put(record)
+        val_acc = record["metrics"]["val_acc_final"]
+        return Outcome(spec.key, record["status"], time.perf_counter() - t0, val_acc)
+
+
+def run_shard(specs: list[dict], options: Options) -> list[Outcome]:
+    """Run ``specs`` one after another: a Slurm array task's work."""
+    _import_plugins(options.plugins)
+    return [run_one(spec, options) for spec in specs]
+
+
+def _import_plugins(plugins) -> None:
+    import importlib
+
+    for module in plugins:
+        importlib.import_module(module)
+
+
+def _worker_init(threads: int, plugins: tuple[str, ...]) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _import_plugins(plugins)
+
+
+def _one_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
+# ------------------------------------------------------------------ executors
+
+Executor = Callable[[list[RunSpec], Options], Iterator[Outcome]]
+EXECUTORS: dict[str, Executor] = {}
+
+
+def executor(name: str):
+    def register(fn: Executor) -> Executor:
+        EXECUTORS[name] = fn
+        return fn
+
+    return register
+
+
+@executor("local")
+def local(pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
+    """This machine: on the CPU ``workers`` processes with cores / workers threads each."""
+    import torch
+
+    cuda = options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available())
+    workers = 1 if cuda else min(options.workers or os.cpu_count() or 1, len(pending))
+    if workers <= 1:
+        yield from (run_one(spec.to_dict(), options) for spec in pending)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(threads, options.plugins)
+    ) as pool:
+        futures = {pool.submit(run_one, spec.to_dict(), options): spec for spec in pending}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as err:  # the worker process died (killed, out of memory)
+                yield Outcome(futures[future].key, "failed", error=_one_line(err))
+
+
+@executor("slurm")
+def slurm(pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
+    """A submitit job array: ``array_parallelism`` tasks, each running its shard in turn."""
+    import submitit
+
+    settings = dict(options.slurm)
+    cluster = settings.pop("cluster", None)  # tests: submitit's "local" or "debug"
+    ex = submitit.AutoExecutor(folder=options.results / "slurm" / "%j", cluster=cluster)
+    tasks = min(len(pending), settings.get("array_parallelism", 16))
+    ex.update_parameters(
+        timeout_min=settings.get("time_min", 60),
+        gpus_per_node=settings.get("gpus_per_task", 0),
+        slurm_partition=settings.get("partition"),
+        slurm_array_parallelism=tasks,
+    )
+    shards = [[spec.to_dict() for spec in pending[i::tasks]] for i in range(tasks)]
+    jobs = ex.map_array(run_shard, shards, [options] * tasks)
+    waiting = dict(zip(jobs, shards, strict=True))
+    while waiting:
+        for job in [job for job in waiting if job.done()]:
+            shard = waiting.pop(job)
+            try:
+                yield from job.result()
+            except Exception as err:  # the array task died: its unfinished runs failed
+                yield from (Outcome(s["key"], "failed", error=_one_line(err)) for s in shard)
+        time.sleep(0.2 if waiting else 0)
+
+
+# ------------------------------------------------------------------ the driver
+
+
+def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, list[Outcome]]:
+    """Tune, select, final; then the tables. The outcomes of each phase's pending runs."""
+    check(options)
+    store = Store(options.results).create()
+    options = Options(**{**asdict(options), "plugins": sweep.plugins})
+    _write_json(options.results / "sweep.json", asdict(sweep))
+    centres = _centres(sweep, options, log)
+    outcomes, plan = {}, {}
+    tune = sweep.tune_specs(centres)
+    plan["tune"] = [s.key for s in tune]
+    _write_json(options.results / "plan.json", plan)
+    outcomes["tune"] = run_phase("tune", tune, options, log)
+    selection = protocol.select(_tune_frame(store, tune))
+    write_atomic(options.results / "selection.csv", selection.to_csv(index=False).encode())
+    final = sweep.final_specs(selection)
+    plan["final"] = [s.key for s in final]
+    _write_json(options.results / "plan.json", plan)
+    outcomes["final"] = run_phase("final", final, options, log)
+    records = [r for r in (store.record(s.key) for s in tune + final) if r is not None]
+    others = len(list(store.runs.glob("*.json"))) - len(records)
+    if others:
+        log(f"{others} record(s) in {store.runs} are not part of this sweep (another sweep file "
+            "or PROTOCOL_VERSION): left out of the tables")  # fmt: skip
+    tables.write_tables(options.results, records)
+    return outcomes
+
+
+def check(options: Options) -> None:
+    """Bad executor settings fail here, before anything is written."""
+    if options.executor not in EXECUTORS:
+        raise InputError(f"unknown executor {options.executor!r}; valid: {', '.join(EXECUTORS)}")
+    no_sbatch = options.slurm.get("cluster") is None and shutil.which("sbatch") is None
+    if options.executor == "slurm" and no_sbatch:
+        raise InputError("--executor slurm: no sbatch on PATH; run on the cluster's login node")
+
+
+def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> list[Outcome]:
+    """Run the pending ``specs``, waiting for those another process holds; their outcomes."""
+    store = Store(options.results)
+    by_key = {s.key: s for s in specs}
+    for key in by_key:
+        if store.record_path(key).exists() and not store.done(key):
+            log(f"{phase}: the record of {key} is truncated or unreadable: running it again")
+    pending = [s for s in by_key.values() if options.rerun or not store.done(s.key)]
+    log(f"{phase}: {len(by_key)} runs, {len(by_key) - len(pending)} done, {len(pending)} to run")
+    finished: list[Outcome] = []
+    run = EXECUTORS[options.executor]
+    t0 = time.perf_counter()
+    with tqdm(total=len(pending), unit="run", desc=phase, disable=not sys.stderr.isatty()) as bar:
+        while pending:
+            claimed = []
+            for outcome in run(pending, options):
+                if outcome.status == "claimed":
+                    claimed.append(by_key[outcome.key])
+                    continue
+                if outcome.status == "done":  # another process finished it meanwhile
+                    bar.update(1)
+                    continue
+                finished.append(outcome)
+                bar.update(1)
+                log(_line(phase, len(finished), bar.total, by_key[outcome.key], outcome, t0))
+            if claimed:
+                log(f"{phase}: {len(claimed)} run(s) claimed by another process; waiting")
+                time.sleep(POLL_S)
+            pending = [s for s in claimed if not store.done(s.key)]  # finished elsewhere: done
+            bar.update(len(claimed) - len(pending))
+            options = Options(**{**asdict(options), "rerun": False})
+    return finished
+
+
+def _line(phase, i, n, spec: RunSpec, outcome: Outcome, t0: float) -> str:
+    eta = (time.perf_counter() - t0) / i * (n - i)
+    what = f"{phase} {spec.task} {spec.schedule} lr {spec.lr:g} seed {spec.seed}"
+    result = outcome.error if outcome.status == "failed" else f"dev acc {outcome.val_acc:.4f}"
+    return (f"[{i}/{n}] {what}: {outcome.status}, {result} ({outcome.seconds:.1f} s, "
+            f"eta {eta / 60:.1f} min)")  # fmt: skip
+
+
+def _tune_frame(store: Store, tune: list[RunSpec]) -> pd.DataFrame:
+    rows = []
+    for spec in tune:
+        record = store.record(spec.key)
+        if record is not None:
+            acc = record["metrics"]["val_acc_final"]
+            rows.append(asdict(spec) | {"val_acc_final": acc, "status": record["status"]})
+    columns = ["task", "schedule", "lr", "seed", "val_acc_final", "status"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _centres(sweep: protocol.Sweep, options: Options, log) -> dict[str, float]:
+    """Each task's grid centre: its default lr, or the LR range test's suggestion (cached)."""
+    if sweep.centre == "task":
+        return {task: get_task(task).lr for task in sweep.tasks}
+    path = options.results / "centres.json"
+    cached = json.loads(path.read_text()) if path.is_file() and not options.rerun else {}
+    if set(cached) != set(sweep.tasks):
+        from benchmark.lr_find import lr_range_test
+        from benchmark.train import resolve_device
+
+        device = resolve_device(options.device)
+        for task in sweep.tasks:
+            spec = sweep.spec(task, "constant", get_task(task).lr, sweep.tune_seeds[0], "tune")
+            splits = data.load(get_task(task).dataset, options.root, device)
+            cached[task] = float(f"{lr_range_test(spec, splits, device).suggestion:.4g}")
+            log(f"lr-find: {task} centre {cached[task]:g}")
+        _write_json(path, cached)
+    return cached
+
+
+def _write_json(path: Path, value) -> None:
+    write_atomic(path, (json.dumps(value, indent=1) + "\n").encode())
+
+
+def status(results: Path) -> pd.DataFrame:
+    """Per phase: runs done, pending, claimed (running now) and failed."""
+    plan_path = Path(results) / "plan.json"
+    if not plan_path.is_file():
+        raise InputError(f"{results}: no sweep has run here (no plan.json)")
+    store, rows = Store(results), []
+    for phase, keys in json.loads(plan_path.read_text()).items():
+        done = sum(store.done(k) for k in keys)
+        claimed = sum(not store.done(k) and store.claimed(k) for k in keys)
+        failed = sum(not store.done(k) and store.failure(k) is not None for k in keys)
+        pending = len(keys) - done - claimed - failed
+        rows.append((phase, len(keys), done, pending, claimed, failed))
+    return pd.DataFrame(rows, columns=["phase", "runs", "done", "pending", "claimed", "failed"])

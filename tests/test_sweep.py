@@ -1,0 +1,380 @@
+"""Sweeps: sweep files, the tuning protocol, the store's claims, executors, resume, the CLI.
+
+The runs are on the in-memory ``digits`` tasks of tests/fakes.py, which sweeps load as a
+plugin: in this process, in worker processes, in runner subprocesses and in submitit jobs.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark import data, protocol, store, sweep, tables, tasks
+from benchmark.__main__ import main
+from benchmark.errors import InputError
+from benchmark.spec import RunSpec
+
+TESTS = Path(__file__).resolve().parent
+SWEEP = """
+tasks = ["digits_logreg", "digits_mlp"]
+schedules = ["constant", "cosine", "onecycle"]
+plugins = ["fakes"]
+[tune]
+seeds = [100]
+lr_factors = [0.5, 2]
+[final]
+seeds = [0, 1]
+"""
+RUNS = 24  # tune: 2 tasks x 3 schedules x 2 lrs x 1 seed; final: 2 x 3 x 2 seeds
+
+
+@pytest.fixture
+def fake_world(monkeypatch):
+    """The fakes plugin importable everywhere, and every registration undone afterwards."""
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    monkeypatch.setattr(data, "load", data.load)
+    saved_tasks, saved_data = dict(tasks.TASKS), dict(data.DATASETS)
+    yield
+    sys.modules.pop("fakes", None)
+    for registry, saved in ((tasks.TASKS, saved_tasks), (data.DATASETS, saved_data)):
+        registry.clear()
+        registry.update(saved)
+
+
+@pytest.fixture
+def sweep_file(tmp_path, fake_world):
+    path = tmp_path / "fake.toml"
+    path.write_text(SWEEP)
+    return path
+
+
+def options(results: Path, **kwargs) -> sweep.Options:
+    return sweep.Options(results=results, device="cpu", **({"workers": 1} | kwargs))
+
+
+def untimed(record: dict) -> dict:
+    out = json.loads(json.dumps(record))
+    del out["timing"], out["provenance"]["timestamp"], out["provenance"]["git_dirty"]
+    for point in out["curve"]:
+        del point["wall_s"]
+    for hit in out["time_to_target"].values():
+        if hit:
+            del hit["wall_s"]
+    return out
+
+
+def records(results: Path) -> dict[str, dict]:
+    return {
+        p.stem: untimed(store.read_record(p)) for p in sorted((results / "runs").glob("*.json"))
+    }
+
+
+def runner(sweep_path: Path, results: Path, *extra: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep_path),
+            "--results", str(results), "--device", "cpu", "--workers", "1", *extra]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# ------------------------------------------------------------------------------ sweep files
+
+
+@pytest.mark.parametrize(("name", "tune", "final"), [("smoke", 8, 8), ("quick", 102, 102)])
+def test_shipped_sweeps_expand(name, tune, final):
+    s = protocol.load(name)
+    specs = s.tune_specs({t: tasks.get_task(t).lr for t in s.tasks})
+    assert len(specs) == tune
+    assert len(s.tasks) * len(s.schedules) * len(s.final_seeds) == final
+    assert len({spec.key for spec in specs}) == tune
+    assert {spec.phase for spec in specs} == {"tune"}
+
+
+def test_full_sweep_is_the_reference_design():
+    s = protocol.load("full")
+    assert set(s.tasks) == set(tasks.TASKS)
+    assert len(s.lr_factors) >= 5
+    assert len(s.tune_seeds) >= 2
+    assert len(s.final_seeds) >= 10
+    assert not s.run  # the tasks' default budgets
+
+
+def test_quick_sweep_covers_every_schedule_on_two_tasks():
+    s = protocol.load("quick")
+    assert len(s.tasks) >= 2
+    assert len(s.final_seeds) >= 3
+    assert set(s.schedules) == set(protocol.SCHEDULES)
+
+
+def test_keys_are_stable_across_processes():
+    s = protocol.load("smoke")
+    keys = [spec.key for spec in s.tune_specs({"mnist_logreg": 0.5})]
+    code = (
+        "from benchmark import protocol; "
+        "print(*[s.key for s in protocol.load('smoke').tune_specs({'mnist_logreg': 0.5})])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == keys
+
+
+def test_grid_and_overrides():
+    s = protocol.load("smoke", [("run.epochs", 3), ("tune.lr_factors", [0.1, 1.0, 10.0])])
+    assert s.grid(0.5) == [0.05, 0.5, 5.0]
+    assert s.tune_specs({"mnist_logreg": 0.5})[0].epochs == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "sets", "message"),
+    [
+        (SWEEP.replace("[tune]", "[tune\n"), [], "fake.toml: "),
+        (SWEEP, [("run.epochs", -1)], "epochs must be an integer >= 1, got -1"),
+        (SWEEP, [("final.seeds", [])], "final.seeds must be a non-empty list"),
+        (SWEEP, [("final.seeds", [100, 1])], "tune.seeds and final.seeds must be disjoint"),
+        (SWEEP, [("tasks", ["nope"])], "unknown task 'nope'"),
+        (SWEEP, [("schedules", ["nope"])], "unknown schedule 'nope'"),
+        (SWEEP, [("colour", "red")], "unknown key(s) in [top level]"),
+        (SWEEP, [("run.lr", 1.0)], "[run] takes epochs"),
+        (SWEEP, [("tune.centre", "middle")], "tune.centre must be one of"),
+        (SWEEP, [("schedule_params.cosine", {"eta_min": "x"})], "eta_min must be a number"),
+    ],
+)
+def test_bad_sweep_files(tmp_path, fake_world, text, sets, message):
+    path = tmp_path / "fake.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(message)):
+        protocol.load(str(path), sets)
+
+
+def test_malformed_toml_names_the_line(tmp_path, capsys):
+    path = tmp_path / "broken.toml"
+    path.write_text('tasks = ["mnist_logreg"]\nschedules = all\n[tune]\n')
+    results = tmp_path / "results"
+    assert main(["run", "--sweep", str(path), "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: sweep file {path}: ")
+    assert "line 2" in err
+    assert not results.exists()  # nothing written
+
+
+def test_unknown_sweep_lists_the_shipped_ones(capsys):
+    assert main(["run", "--sweep", "nope"]) == 2
+    assert capsys.readouterr().err == (
+        "error: unknown sweep 'nope'; valid: full, quick, smoke, or a path to a .toml file\n"
+    )
+
+
+# ------------------------------------------------------------------------------ the protocol
+
+
+def test_selection_takes_the_best_mean_and_breaks_ties_to_the_smaller_lr():
+    rows = [
+        ("t", "a", 0.1, 0, 0.90, "ok"), ("t", "a", 0.1, 1, 0.92, "ok"),
+        ("t", "a", 0.3, 0, 0.95, "ok"), ("t", "a", 0.3, 1, 0.93, "ok"),
+        ("t", "a", 1.0, 0, 0.10, "diverged"), ("t", "a", 1.0, 1, 0.99, "ok"),
+        ("t", "b", 0.1, 0, 0.80, "ok"), ("t", "b", 0.3, 0, 0.80, "ok"),
+    ]  # fmt: skip
+    frame = pd.DataFrame(
+        rows, columns=["task", "schedule", "lr", "seed", "val_acc_final", "status"]
+    )
+    chosen = protocol.select(frame).set_index("schedule")
+    assert chosen.loc["a", "lr"] == 0.3  # mean 0.94 beats 0.91 and 0.545 (a diverged seed)
+    assert chosen.loc["a", "dev_acc_mean"] == pytest.approx(0.94)
+    assert chosen.loc["a", "n_seeds"] == 2
+    assert chosen.loc["a", "grid"] == "0.1;0.3;1"
+    assert chosen.loc["b", "lr"] == 0.1  # a tie: the smaller lr
+
+
+def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):
+    results = tmp_path / "r"
+    s = protocol.load(str(sweep_file))
+    lines: list[str] = []
+    outcomes = sweep.run_sweep(s, options(results), log=lines.append)
+    assert [len(outcomes["tune"]), len(outcomes["final"])] == [12, 12]
+    assert {o.status for phase in outcomes.values() for o in phase} <= {"ok", "diverged"}
+    selection = pd.read_csv(results / "selection.csv")
+    assert len(selection) == 6
+    final = [store.read_record(p) for p in (results / "runs").glob("*.json")]
+    final = [r for r in final if r["spec"]["phase"] == "final"]
+    for row in selection.itertuples():  # final runs use the selected lr, the final seeds
+        runs = [
+            r
+            for r in final
+            if (r["spec"]["task"], r["spec"]["schedule"]) == (row.task, row.schedule)
+        ]
+        assert {r["spec"]["lr"] for r in runs} == {row.lr}
+        assert sorted(r["spec"]["seed"] for r in runs) == [0, 1]
+    runs_csv = pd.read_csv(results / "runs.csv")
+    assert len(runs_csv) == RUNS
+    assert len(pd.read_csv(results / "curves.csv")) == sum(
+        len(store.read_record(p)["curve"]) for p in (results / "runs").glob("*.json")
+    )
+    assert any("tune: 12 runs, 0 done, 12 to run" in line for line in lines)
+
+    again: list[str] = []
+    outcomes = sweep.run_sweep(s, options(results), log=again.append)
+    assert outcomes == {"tune": [], "final": []}
+    assert "tune: 12 runs, 12 done, 0 to run" in again
+
+    victim = next((results / "runs").glob("*.json"))
+    victim.write_text(victim.read_text()[:200])  # a truncated record
+    again.clear()
+    outcomes = sweep.run_sweep(s, options(results), log=again.append)
+    assert sum(len(o) for o in outcomes.values()) == 1
+    assert any(f"the record of {victim.stem} is truncated" in line for line in again)
+    assert store.read_record(victim)["key"] == victim.stem
+
+
+def test_rebuilt_tables_equal_the_sweeps(sweep_file, tmp_path, capsys):
+    results = tmp_path / "r"
+    sweep.run_sweep(protocol.load(str(sweep_file)), options(results), log=lambda _: None)
+    written = (results / "runs.csv").read_bytes(), (results / "curves.csv").read_bytes()
+    (results / "runs.csv").unlink()
+    assert main(["tables", str(results)]) == 0
+    assert ((results / "runs.csv").read_bytes(), (results / "curves.csv").read_bytes()) == written
+    recs, bad = tables.read_records(results / "runs")
+    assert not bad
+    assert len(pd.read_csv(results / "runs.csv")) == len(recs) == RUNS
+    capsys.readouterr()
+    assert main(["status", "--results", str(results)]) == 0
+    assert capsys.readouterr().out.split("\n")[1].split() == ["tune", "12", "12", "0", "0", "0"]
+
+
+def test_a_crashing_run_is_recorded_and_the_sweep_goes_on(
+    sweep_file, tmp_path, monkeypatch, capsys
+):
+    calls = {"n": 0}
+    real = sweep.data.load
+
+    def flaky(name, root=None, device="cpu"):
+        calls["n"] += 1
+        raise RuntimeError("disk on fire")
+
+    protocol.load(str(sweep_file))  # imports the fakes plugin, which wraps data.load first
+    monkeypatch.setattr(sweep, "_SPLITS", {})
+    monkeypatch.setattr(sweep.data, "load", flaky)
+    results = tmp_path / "r"
+    code = main(["run", "--sweep", str(sweep_file), "--results", str(results), "--workers", "1",
+                 "--device", "cpu"])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "failed: " in err
+    assert "RuntimeError: disk on fire" in err
+    assert len(list((results / "failed").glob("*.json"))) == 12  # every tune run
+    status = sweep.status(results).set_index("phase")
+    assert status.loc["tune", "failed"] == 12
+    monkeypatch.setattr(sweep.data, "load", real)
+    assert calls["n"] == 12
+
+
+# ------------------------------------------------------------------------------ claims
+
+
+def test_a_claim_is_exclusive_and_a_dead_owners_claim_is_taken_over(tmp_path):
+    s = store.Store(tmp_path).create()
+    with s.claim("k") as mine:
+        assert mine
+        with s.claim("k") as again:
+            assert not again
+        assert s.claimed("k")
+    assert not (s.claims / "k.claim").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    (s.claims / "k.claim").write_text(
+        json.dumps({"host": os.uname().nodename, "pid": int(dead.stdout)})
+    )
+    assert not s.claimed("k")
+    with s.claim("k") as mine:
+        assert mine
+
+
+def test_an_old_heartbeat_is_stale(tmp_path):
+    s = store.Store(tmp_path).create()
+    claim = s.claims / "k.claim"
+    claim.write_text(json.dumps({"host": "another-host", "pid": 1}))
+    assert s.claimed("k")
+    old = time.time() - store.STALE_S - 1
+    os.utime(claim, (old, old))
+    assert not s.claimed("k")
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_sweep(sweep_file, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    uninterrupted = runner(sweep_file, whole)
+    uninterrupted.communicate(timeout=300)
+    assert uninterrupted.returncode == 0
+    victim = runner(sweep_file, killed)
+    deadline = time.monotonic() + 120
+    while len(list((killed / "runs").glob("*.json"))) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    assert 5 <= len(list((killed / "runs").glob("*.json"))) < RUNS
+    rerun = runner(sweep_file, killed)
+    _out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert records(killed) == records(whole)  # none missing, none extra, the same results
+    assert not list((killed / "claims").iterdir())
+
+
+def test_two_runners_on_one_folder_run_each_run_once(sweep_file, tmp_path):
+    results = tmp_path / "r"
+    first, second = runner(sweep_file, results), runner(sweep_file, results)
+    logs = [p.communicate(timeout=300) for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], logs
+    ran = [line.split("] ", 1)[1].split(":")[0] for out, _ in logs for line in out.splitlines()
+           if line.startswith("[")]  # fmt: skip
+    assert len(ran) == len(set(ran)) == RUNS  # each run once, by one of the two
+    assert len(records(results)) == RUNS
+
+
+def test_local_worker_processes(sweep_file, tmp_path):
+    results = tmp_path / "r"
+    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
+    outcomes = sweep.run_sweep(s, options(results, workers=2), log=lambda _: None)
+    assert len(outcomes["tune"]) == len(outcomes["final"]) == 6
+    threads = {
+        store.read_record(p)["provenance"]["cpu_threads"] for p in (results / "runs").glob("*.json")
+    }
+    assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # each worker: cores / workers threads
+
+
+# submitit 1.5's DebugJob leaves its log files open; the ResourceWarning is submitit's, not ours
+DEBUG_LEAKS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.mark.parametrize("cluster", [pytest.param("debug", marks=DEBUG_LEAKS), "local"])
+def test_submitit_executor(sweep_file, tmp_path, cluster):
+    results = tmp_path / "r"
+    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
+    opts = options(results, executor="slurm", slurm={"cluster": cluster, "array_parallelism": 2})
+    outcomes = sweep.run_sweep(s, opts, log=lambda _: None)
+    assert len(outcomes["tune"]) == len(outcomes["final"]) == 6
+    assert {o.status for phase in outcomes.values() for o in phase} <= {"ok", "diverged"}
+    assert len(records(results)) == 12
+    whole = tmp_path / "whole"
+    sweep.run_sweep(s, options(whole), log=lambda _: None)
+    assert records(results) == records(whole)  # the same records as the local executor
+
+
+def test_slurm_without_sbatch_is_bad_input(sweep_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sweep.shutil, "which", lambda _: None)
+    results = tmp_path / "r"
+    assert main(["run", "--sweep", str(sweep_file), "--results", str(results),
+                 "--executor", "slurm"]) == 2  # fmt: skip
+    assert "no sbatch on PATH" in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_specs_survive_a_round_trip_through_dicts():
+    spec = RunSpec.make("mnist_mlp", "onecycle", seed=3, schedule_params={"pct_start": 0.2})
+    assert RunSpec(**json.loads(json.dumps(spec.to_dict()))).key == spec.key
