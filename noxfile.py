@@ -1,7 +1,7 @@
 # /// script
 # dependencies = ["nox>=2025.2.9", "uv>=0.5"]
 # ///
-"""Sessions: tests (default), lint, data. `nox -l` lists them; `nox -s NAME -- ARGS` passes ARGS.
+"""Sessions: tests (default), lint, data, benchmark; `nox -l` lists them, `-- ARGS` passes ARGS.
 
 Every session that needs torch installs it with uv, whose cache hard-links the ~6 GB of torch
 and CUDA wheels into each session's virtualenv: a fresh machine downloads them once, and each
@@ -46,3 +46,11 @@ def data(session: nox.Session) -> None:
     """Acquire and verify MNIST and Fashion-MNIST (python -m benchmark data ARGS)."""
     install_project(session)
     session.run("python", "-m", "benchmark", "data", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def benchmark(session: nox.Session) -> None:
+    """Run a sweep (default quick; -- --sweep smoke|full|FILE.toml ...) and rebuild its tables."""
+    install_project(session)
+    session.run("python", "-m", "benchmark", "data")  # verifies in ~0.5 s once prepared
+    session.run("python", "-m", "benchmark", "run", *session.posargs)
