@@ -115,8 +115,9 @@ def select(tune: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, group in by_lr.groupby(["task", "schedule"], sort=False):
         best = group[group.dev_acc_mean == group.dev_acc_mean.max()].nsmallest(1, "lr")
-        rows.append(best.assign(grid=";".join(f"{lr:g}" for lr in group.lr)))
-    return pd.concat(rows, ignore_index=True) if rows else by_lr.assign(grid=[])
+        edge = len(group) > 1 and best.lr.iloc[0] in (group.lr.min(), group.lr.max())
+        rows.append(best.assign(grid=";".join(f"{lr:g}" for lr in group.lr), at_grid_edge=edge))
+    return pd.concat(rows, ignore_index=True) if rows else by_lr.assign(grid=[], at_grid_edge=[])
 
 
 def load(name: str, overrides: list[tuple[str, object]] = ()) -> Sweep:

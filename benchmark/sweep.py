@@ -186,7 +186,7 @@ def slurm(pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
 
 def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, list[Outcome]]:
     """Tune, select, final; then the tables. The outcomes of each phase's pending runs."""
-    check(options)
+    check(sweep, options)
     store = Store(options.results).create()
     options = Options(**{**asdict(options), "plugins": sweep.plugins})
     _write_json(options.results / "sweep.json", asdict(sweep))
@@ -211,8 +211,11 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
     return outcomes
 
 
-def check(options: Options) -> None:
-    """Bad executor settings fail here, before anything is written."""
+def check(sweep: protocol.Sweep, options: Options) -> None:
+    """Bad executor settings and missing data fail here, before anything is written."""
+    root = data.data_root(options.root)
+    for dataset in dict.fromkeys(get_task(task).dataset for task in sweep.tasks):
+        data.check_prepared(data.get(dataset), root)  # else every run would fail alike
     if options.executor not in EXECUTORS:
         raise InputError(f"unknown executor {options.executor!r}; valid: {', '.join(EXECUTORS)}")
     no_sbatch = options.slurm.get("cluster") is None and shutil.which("sbatch") is None

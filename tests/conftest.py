@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmark import data, idx
-from digits import Digits
+from testkit import Digits
 
 
 def pytest_collection_modifyitems(config, items):

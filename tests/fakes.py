@@ -7,7 +7,7 @@ PYTHONPATH), so runner processes, worker processes and submitit jobs all see the
 
 from benchmark import data
 from benchmark.tasks import TASKS, Task, register
-from digits import Digits
+from testkit import Digits
 
 DIGITS = Digits()
 if "digits" not in data.DATASETS:
@@ -22,6 +22,13 @@ if "digits" not in data.DATASETS:
         return data.Splits(*(data.Split(x.images.to(device), x.labels.to(device)) for x in parts))
 
     data.load = _fake_load
+    _check = data.check_prepared
+
+    def _fake_check(dataset, root):
+        if dataset.name != "digits":
+            _check(dataset, root)
+
+    data.check_prepared = _fake_check
 if "digits_logreg" not in TASKS:
     register(
         Task(

@@ -20,6 +20,7 @@ from benchmark import data, protocol, store, sweep, tables, tasks
 from benchmark.__main__ import main
 from benchmark.errors import InputError
 from benchmark.spec import RunSpec
+from testkit import untimed
 
 TESTS = Path(__file__).resolve().parent
 SWEEP = """
@@ -42,6 +43,7 @@ def fake_world(monkeypatch):
         "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     )
     monkeypatch.setattr(data, "load", data.load)
+    monkeypatch.setattr(data, "check_prepared", data.check_prepared)
     saved_tasks, saved_data = dict(tasks.TASKS), dict(data.DATASETS)
     yield
     sys.modules.pop("fakes", None)
@@ -59,17 +61,6 @@ def sweep_file(tmp_path, fake_world):
 
 def options(results: Path, **kwargs) -> sweep.Options:
     return sweep.Options(results=results, device="cpu", **({"workers": 1} | kwargs))
-
-
-def untimed(record: dict) -> dict:
-    out = json.loads(json.dumps(record))
-    del out["timing"], out["provenance"]["timestamp"], out["provenance"]["git_dirty"]
-    for point in out["curve"]:
-        del point["wall_s"]
-    for hit in out["time_to_target"].values():
-        if hit:
-            del hit["wall_s"]
-    return out
 
 
 def records(results: Path) -> dict[str, dict]:
@@ -189,6 +180,8 @@ def test_selection_takes_the_best_mean_and_breaks_ties_to_the_smaller_lr():
     assert chosen.loc["a", "n_seeds"] == 2
     assert chosen.loc["a", "grid"] == "0.1;0.3;1"
     assert chosen.loc["b", "lr"] == 0.1  # a tie: the smaller lr
+    assert not chosen.loc["a", "at_grid_edge"]
+    assert chosen.loc["b", "at_grid_edge"]
 
 
 def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):
@@ -271,6 +264,36 @@ def test_a_crashing_run_is_recorded_and_the_sweep_goes_on(
     assert status.loc["tune", "failed"] == 12
     monkeypatch.setattr(sweep.data, "load", real)
     assert calls["n"] == 12
+
+
+def test_records_of_another_protocol_version_are_left_out(sweep_file, tmp_path, monkeypatch):
+    results = tmp_path / "r"
+    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
+    sweep.run_sweep(s, options(results), log=lambda _: None)
+    old_keys = set(pd.read_csv(results / "runs.csv").key)
+    monkeypatch.setattr("benchmark.spec.PROTOCOL_VERSION", 2)  # training semantics changed
+    lines: list[str] = []
+    outcomes = sweep.run_sweep(s, options(results), log=lines.append)
+    assert len(outcomes["tune"]) == len(outcomes["final"]) == 6  # none of the old ones reused
+    assert any(line.startswith("12 record(s) in ") for line in lines)
+    runs_csv = pd.read_csv(results / "runs.csv")
+    assert len(runs_csv) == 12
+    assert not old_keys & set(runs_csv.key)  # only this protocol's records
+    assert len(list((results / "runs").glob("*.json"))) == 24
+
+
+def test_lr_find_centres_the_grid_and_is_cached(sweep_file, tmp_path, monkeypatch):
+    results = tmp_path / "r"
+    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"]), ("tune.centre", "lr-find")])
+    lines: list[str] = []
+    sweep.run_sweep(s, options(results), log=lines.append)
+    centre = json.loads((results / "centres.json").read_text())["digits_logreg"]
+    assert any(line == f"lr-find: digits_logreg centre {centre:g}" for line in lines)
+    assert set(pd.read_csv(results / "selection.csv").grid) == {
+        ";".join(f"{lr:g}" for lr in s.grid(centre))
+    }
+    monkeypatch.setattr("benchmark.lr_find.lr_range_test", pytest.fail)  # cached: not run again
+    assert sweep.run_sweep(s, options(results), log=lambda _: None) == {"tune": [], "final": []}
 
 
 # ------------------------------------------------------------------------------ claims
@@ -364,6 +387,17 @@ def test_submitit_executor(sweep_file, tmp_path, cluster):
     whole = tmp_path / "whole"
     sweep.run_sweep(s, options(whole), log=lambda _: None)
     assert records(results) == records(whole)  # the same records as the local executor
+
+
+def test_missing_data_stops_the_sweep_before_it_starts(tmp_path, capsys):
+    results = tmp_path / "r"
+    argv = ["run", "--sweep", "smoke", "--results", str(results), "--root", str(tmp_path / "empty")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    empty = tmp_path / "empty"
+    hint = f"run `python -m benchmark data mnist --root {empty}`"
+    assert err == f"error: mnist is not prepared under {empty}: {hint}\n"
+    assert not results.exists()
 
 
 def test_slurm_without_sbatch_is_bad_input(sweep_file, tmp_path, monkeypatch, capsys):

@@ -4,7 +4,6 @@ Runs use the in-memory ``digits`` problem (conftest.py) in place of each task's 
 they take well under a second each on the CPU.
 """
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -28,6 +27,7 @@ from benchmark.train import (
     seeds,
     train,
 )
+from testkit import untimed
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -37,18 +37,6 @@ SMALL = {"epochs": 2, "batch_size": 32, "evals_per_epoch": 2}  # 300 examples: 1
 def run(task="mnist_logreg", schedule="constant", seed=0, splits=None, **fields):
     spec = RunSpec.make(task, schedule, seed=seed, **(SMALL | fields))
     return SingleRun(spec, splits, CPU)
-
-
-def untimed(record: dict) -> dict:
-    """The record without the fields that may differ between identical runs: times, timestamp."""
-    out = copy.deepcopy(record)
-    del out["timing"], out["provenance"]["timestamp"]
-    for point in out["curve"]:
-        del point["wall_s"]
-    for hit in out["time_to_target"].values():
-        if hit:
-            del hit["wall_s"]
-    return out
 
 
 # ------------------------------------------------------------------------------ every task

@@ -1,4 +1,6 @@
-"""``Digits``: a learnable 10-class problem in memory, shaped like MNIST's splits."""
+"""Test helpers: ``Digits``, a learnable problem in memory; ``untimed``, a record sans times."""
+
+import copy
 
 import torch
 
@@ -31,3 +33,15 @@ class Digits:
             data.IdxFile("t10k-labels-idx1-ubyte", (n_test,), ""),
         )
         self.dataset = data.Dataset("digits", "Digits", files, offline=(), dev_size=n_dev)
+
+
+def untimed(record: dict) -> dict:
+    """The record without what may differ between identical runs: times, timestamp, git state."""
+    out = copy.deepcopy(record)
+    del out["timing"], out["provenance"]["timestamp"], out["provenance"]["git_dirty"]
+    for point in out["curve"]:
+        del point["wall_s"]
+    for hit in out["time_to_target"].values():
+        if hit:
+            del hit["wall_s"]
+    return out
