@@ -22,10 +22,10 @@ One run, as ``train(spec)`` does it:
 
 Determinism: the seed fixes the initial weights and the data order (separate generators), so
 on the CPU the same spec gives the same record apart from times and the timestamp, given the
-same number of threads (they split sums differently). On CUDA
-the engine turns cuDNN autotuning off and its deterministic mode on; the same GPU model with
-the same software should then repeat a run, but CPU and GPU results differ in the last bits
-(summation order), and ``tf32`` / ``bf16`` change the numerics by design.
+same number of threads (they split sums differently). On CUDA the engine turns cuDNN
+autotuning off and its deterministic mode on; the same GPU model with the same software should
+then repeat a run, but CPU and GPU results differ in the last bits (summation order), and
+``tf32`` / ``bf16`` change the numerics by design.
 """
 
 import contextlib
