@@ -6,6 +6,7 @@ Bad input raises ``InputError``: one line on stderr, exit status 2.
 """
 
 import argparse
+import shlex
 import sys
 import tomllib
 from collections.abc import Callable
@@ -297,7 +298,17 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
             slurm={"partition": args.slurm_partition, "gpus_per_task": args.slurm_gpus_per_task,
                    "time_min": args.slurm_time, "array_parallelism": args.array_parallelism},
         )  # fmt: skip
-        outcomes = sweep.run_sweep(plan, options)
+        try:
+            outcomes = sweep.run_sweep(plan, options)
+        except KeyboardInterrupt:
+            resume = shlex.join(
+                ["python", "-m", "benchmark", *(a for a in sys.argv[1:] if a != "--rerun")]
+            )
+            print(f"interrupted: finished runs are kept; resume with: {resume}", file=sys.stderr)
+            return 130
+        except OSError as err:  # e.g. the disk filled up while writing the tables
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         failed = [o for phase in outcomes.values() for o in phase if o.status == "failed"]
         print(f"results: {options.results} (runs.csv, curves.csv, selection.csv)")
         for outcome in failed:

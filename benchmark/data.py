@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmark import idx, sources
 from benchmark.errors import InputError, unknown_name
+from benchmark.faults import fault_point
 
 if TYPE_CHECKING:
     import torch
@@ -218,8 +219,10 @@ def _install(dataset: Dataset, staging: Path, raw: Path, source: str) -> None:
     """Rename verified files into the raw folder, then write the marker (last, atomically)."""
     raw.mkdir(parents=True, exist_ok=True)
     (raw / MARKER).unlink(missing_ok=True)
-    for f in dataset.files:
+    for i, f in enumerate(dataset.files):
         (staging / f.name).replace(raw / f.name)
+        if i == 1:
+            fault_point("install")
     idx.fsync_dir(raw)
     _write_marker(dataset, raw, source)
 

@@ -6,9 +6,12 @@ http://yann.lecun.com/exdb/mnist/ (section "the IDX file format").
 """
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
+
+from benchmark.faults import fault_point
 
 UBYTE = 0x08
 
@@ -48,12 +51,14 @@ def write_atomic(path: Path, data: bytes) -> None:
     The bytes go to a temporary file in the same folder, are flushed and fsynced, and the
     file is renamed into place (atomic on POSIX); the folder is fsynced so the rename lasts.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # host and pid in the name: a sweep can tell a dead writer's leftover (store.py)
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        fault_point("write")
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

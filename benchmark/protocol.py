@@ -152,18 +152,26 @@ def _set(raw: dict, dotted: str, value) -> None:
 
 
 def _parse(name: str, raw: dict) -> Sweep:
+    for table in ("run", "tune", "final", "schedule_params"):
+        need(isinstance(raw.get(table, {}), dict), f"[{table}] must be a table", raw.get(table))
     for table, allowed in _KEYS.items():
         given = raw.get(table, {}) if table else raw
         unknown = set(given) - allowed
         need(not unknown, f"unknown key(s) in [{table or 'top level'}]; valid: "
              f"{', '.join(sorted(allowed))}", sorted(unknown))  # fmt: skip
-    plugins = tuple(raw.get("plugins", ()))
+    plugins = _names("plugins", raw.get("plugins", []))
     for module in plugins:  # they may register the tasks and schedules named below
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise InputError(f"plugin {module!r}: {err}") from None
     schedules = raw.get("schedules", "all")
-    schedules = tuple(SCHEDULES) if schedules == "all" else tuple(schedules)
-    tasks = tuple(raw.get("tasks", ()))
-    need(len(tasks) > 0 and len(schedules) > 0, "tasks and schedules must not be empty", raw)
+    ok = schedules == "all" or isinstance(schedules, list)
+    need(ok, 'schedules must be "all" or a list of names', schedules)
+    schedules = tuple(SCHEDULES) if schedules == "all" else _names("schedules", schedules)
+    tasks = _names("tasks", raw.get("tasks", []))
+    need(len(tasks) > 0 and len(schedules) > 0, "tasks and schedules must not be empty", tasks)
+    need(isinstance(raw.get("description", ""), str), "description must be text", None)
     for task in tasks:
         get_task(task)
     run = dict(raw.get("run", {}))
@@ -173,12 +181,16 @@ def _parse(name: str, raw: dict) -> Sweep:
     tune_seeds, final_seeds = _seeds("tune.seeds", tune), _seeds("final.seeds", final)
     overlap = set(tune_seeds) & set(final_seeds)
     need(not overlap, "tune.seeds and final.seeds must be disjoint", sorted(overlap))
-    factors = tuple(tune.get("lr_factors", (1.0,)))
-    ok = len(factors) > 0 and all(isinstance(f, int | float) and f > 0 for f in factors)
+    factors = tune.get("lr_factors", [1.0])
+    ok = isinstance(factors, list) and len(factors) > 0
+    ok = ok and all(type(f) in (int, float) and 0 < f < float("inf") for f in factors)
     need(ok and len(set(factors)) == len(factors), "tune.lr_factors: distinct numbers > 0", factors)
+    factors = tuple(factors)
     centre = tune.get("centre", "task")
     need(centre in CENTRES, f"tune.centre must be one of {CENTRES}", centre)
     params = raw.get("schedule_params", {})
+    for schedule, table in params.items():
+        need(isinstance(table, dict), f"[schedule_params.{schedule}] must be a table", table)
     unknown = set(params) - set(schedules)
     need(not unknown, "schedule_params for schedules not in the sweep", sorted(unknown))
     sweep = Sweep(
@@ -191,9 +203,17 @@ def _parse(name: str, raw: dict) -> Sweep:
     return sweep
 
 
+def _names(where: str, value) -> tuple[str, ...]:
+    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    need(
+        ok and len(set(value)) == len(value), f"{where} must be a list of names, no repeats", value
+    )
+    return tuple(value)
+
+
 def _seeds(where: str, table: dict) -> tuple[int, ...]:
     seeds = table.get("seeds", ())
-    ok = isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds)
+    ok = isinstance(seeds, list) and all(type(s) is int and s >= 0 for s in seeds)
     need(ok and len(seeds) > 0, f"{where} must be a non-empty list of integers >= 0", seeds)
     need(len(set(seeds)) == len(seeds), f"{where} has repeats", seeds)
     return tuple(seeds)

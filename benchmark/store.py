@@ -24,6 +24,8 @@ from pathlib import Path
 
 from benchmark.idx import write_atomic
 
+SCHEMA = 1  # the run record's version: results/SCHEMA.md
+REQUIRED = ("schema", "key", "spec", "status", "metrics", "budget", "curve", "time_to_target")
 HEARTBEAT_S = 10.0  # a running claim's mtime is refreshed this often
 STALE_S = 120.0  # a claim not refreshed for this long belongs to a dead process
 
@@ -46,20 +48,32 @@ class Store:
         self.runs, self.claims, self.failed = (self.root / d for d in ("runs", "claims", "failed"))
 
     def create(self) -> "Store":
+        """Make the folders, and remove temporary files that a killed writer left behind."""
         for folder in (self.runs, self.claims, self.failed):
             folder.mkdir(parents=True, exist_ok=True)
+        for tmp in self.root.rglob(".*.tmp"):  # .<name>.<host>-<pid>.tmp (idx.write_atomic)
+            host, _, pid = tmp.name.rsplit(".", 2)[-2].rpartition("-")
+            ours = host == socket.gethostname()
+            dead = not _alive(int(pid)) if ours and pid.isdigit() else _age(tmp) > STALE_S
+            if dead:
+                tmp.unlink(missing_ok=True)
         return self
 
     def record_path(self, key: str) -> Path:
         return self.runs / f"{key}.json"
 
     def record(self, key: str) -> dict | None:
-        """The finished record of ``key``, or None (absent, truncated or for another key)."""
+        """The finished record of ``key``, or None: absent, or corrupt (``corrupt`` says)."""
         try:
             record = read_record(self.record_path(key))
         except (OSError, ValueError):
             return None
-        return record if isinstance(record, dict) and record.get("key") == key else None
+        return record if _valid(record, key) else None
+
+    def corrupt(self, key: str) -> bool:
+        """A file is there but is no valid record of ``key``: truncated, empty, garbage, or
+        of another schema. The next sweep runs it again."""
+        return self.record_path(key).exists() and self.record(key) is None
 
     def done(self, key: str) -> bool:
         return self.record(key) is not None
@@ -103,6 +117,15 @@ class Store:
             path.unlink(missing_ok=True)
 
 
+def _valid(record, key: str) -> bool:
+    return (
+        isinstance(record, dict)
+        and all(field in record for field in REQUIRED)
+        and record["schema"] == SCHEMA
+        and record["key"] == key
+    )
+
+
 def _owner() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
@@ -137,6 +160,13 @@ def _stale(path: Path) -> bool:
     if owner.get("host") == socket.gethostname() and not _alive(owner.get("pid", -1)):
         return True
     return age > STALE_S
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _alive(pid: int) -> bool:

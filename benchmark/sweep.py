@@ -12,6 +12,7 @@ core with one thread each (faster here than one process with two threads: README
 one process; ``slurm`` shards the pending runs into a submitit job array.
 """
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -29,6 +30,7 @@ from tqdm import tqdm
 
 from benchmark import data, protocol, tables
 from benchmark.errors import InputError
+from benchmark.faults import fault_point
 from benchmark.idx import write_atomic
 from benchmark.spec import RunSpec
 from benchmark.store import Store
@@ -76,6 +78,7 @@ def run_one(spec: dict, options: Options) -> Outcome:
             return Outcome(spec.key, "claimed")
         if not options.rerun and store.done(spec.key):
             return Outcome(spec.key, "done")
+        fault_point("claim")
         t0 = time.perf_counter()
         try:
             device = resolve_device(options.device)
@@ -87,7 +90,13 @@ def run_one(spec: dict, options: Options) -> Outcome:
         except Exception as err:  # recorded; the other runs go on
             store.fail(spec.key, spec.to_dict(), traceback.format_exc())
             return Outcome(spec.key, "failed", time.perf_counter() - t0, error=_one_line(err))
-        store.put(record)
+        try:
+            store.put(record)
+        except OSError as err:  # disk full: no record (the write is atomic), the run failed
+            with contextlib.suppress(OSError):
+                store.fail(spec.key, spec.to_dict(), f"could not write the record: {err}")
+            error = f"could not write the record: {_one_line(err)}"
+            return Outcome(spec.key, "failed", time.perf_counter() - t0, error=error)
         val_acc = record["metrics"]["val_acc_final"]
         return Outcome(spec.key, record["status"], time.perf_counter() - t0, val_acc)
 
@@ -106,7 +115,11 @@ def _import_plugins(plugins) -> None:
 
 
 def _worker_init(threads: int, plugins: tuple[str, ...]) -> None:
+    import signal
+
     import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the driver stops, workers finish
 
     torch.set_num_threads(threads)
     _import_plugins(plugins)
@@ -146,11 +159,15 @@ def local(pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
         workers, mp_context=context, initializer=_worker_init, initargs=(threads, options.plugins)
     ) as pool:
         futures = {pool.submit(run_one, spec.to_dict(), options): spec for spec in pending}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception as err:  # the worker process died (killed, out of memory)
-                yield Outcome(futures[future].key, "failed", error=_one_line(err))
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except Exception as err:  # the worker process died (killed, out of memory)
+                    yield Outcome(futures[future].key, "failed", error=_one_line(err))
+        except KeyboardInterrupt:  # the runs in progress finish and are written; no new ones
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 @executor("slurm")
@@ -196,6 +213,12 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
     plan["tune"] = [s.key for s in tune]
     _write_json(options.results / "plan.json", plan)
     outcomes["tune"] = run_phase("tune", tune, options, log)
+    missing = [s for s in tune if not store.done(s.key)]
+    if missing:  # selecting on part of the grid would be unfair to the schedules it lacks
+        log(f"{len(missing)} tuning run(s) failed: the final phase waits until a rerun "
+            "completes them")  # fmt: skip
+        outcomes["final"] = []
+        return outcomes
     selection = protocol.select(_tune_frame(store, tune))
     write_atomic(options.results / "selection.csv", selection.to_csv(index=False).encode())
     final = sweep.final_specs(selection)
@@ -228,8 +251,9 @@ def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> 
     store = Store(options.results)
     by_key = {s.key: s for s in specs}
     for key in by_key:
-        if store.record_path(key).exists() and not store.done(key):
-            log(f"{phase}: the record of {key} is truncated or unreadable: running it again")
+        if store.corrupt(key):
+            log(f"{phase}: the record of {key} is corrupt (truncated, empty or another schema): "
+                "running it again")  # fmt: skip
     pending = [s for s in by_key.values() if options.rerun or not store.done(s.key)]
     log(f"{phase}: {len(by_key)} runs, {len(by_key) - len(pending)} done, {len(pending)} to run")
     finished: list[Outcome] = []
@@ -301,7 +325,8 @@ def _write_json(path: Path, value) -> None:
 
 
 def status(results: Path) -> pd.DataFrame:
-    """Per phase: runs done, pending, claimed (running now) and failed."""
+    """Per phase: runs done, pending, claimed (running now), failed; and, among the pending,
+    those whose record file is corrupt (run again by the next sweep)."""
     plan_path = Path(results) / "plan.json"
     if not plan_path.is_file():
         raise InputError(f"{results}: no sweep has run here (no plan.json)")
@@ -310,6 +335,8 @@ def status(results: Path) -> pd.DataFrame:
         done = sum(store.done(k) for k in keys)
         claimed = sum(not store.done(k) and store.claimed(k) for k in keys)
         failed = sum(not store.done(k) and store.failure(k) is not None for k in keys)
+        corrupt = sum(store.corrupt(k) for k in keys)
         pending = len(keys) - done - claimed - failed
-        rows.append((phase, len(keys), done, pending, claimed, failed))
-    return pd.DataFrame(rows, columns=["phase", "runs", "done", "pending", "claimed", "failed"])
+        rows.append((phase, len(keys), done, pending, claimed, failed, corrupt))
+    columns = ["phase", "runs", "done", "pending", "claimed", "failed", "corrupt"]
+    return pd.DataFrame(rows, columns=columns)

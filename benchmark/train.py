@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from benchmark import data, optim
 from benchmark.errors import InputError
+from benchmark.faults import fault_point
 from benchmark.metrics import classification_metrics, finite, time_to_target
 from benchmark.models import get_model
 from benchmark.provenance import provenance
@@ -49,9 +50,9 @@ from benchmark.schedules import (
     sequences,
 )
 from benchmark.spec import RunSpec
+from benchmark.store import SCHEMA
 from benchmark.tasks import get_task
 
-SCHEMA = 1  # the run record's version: results/SCHEMA.md
 EVAL_BATCH = 1000  # examples per forward pass when evaluating (memory only, not semantics)
 CLASSES = 10
 
@@ -237,6 +238,7 @@ class SingleRun:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
+            fault_point("step")
             losses.append(loss.detach())
             self.step += 1
         self.timing["train_s"] += _sync(self.device) - t0

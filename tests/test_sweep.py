@@ -7,7 +7,6 @@ plugin: in this process, in worker processes, in runner subprocesses and in subm
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -220,7 +219,7 @@ def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):
     again.clear()
     outcomes = sweep.run_sweep(s, options(results), log=again.append)
     assert sum(len(o) for o in outcomes.values()) == 1
-    assert any(f"the record of {victim.stem} is truncated" in line for line in again)
+    assert any(f"the record of {victim.stem} is corrupt" in line for line in again)
     assert store.read_record(victim)["key"] == victim.stem
 
 
@@ -236,7 +235,15 @@ def test_rebuilt_tables_equal_the_sweeps(sweep_file, tmp_path, capsys):
     assert len(pd.read_csv(results / "runs.csv")) == len(recs) == RUNS
     capsys.readouterr()
     assert main(["status", "--results", str(results)]) == 0
-    assert capsys.readouterr().out.split("\n")[1].split() == ["tune", "12", "12", "0", "0", "0"]
+    assert capsys.readouterr().out.split("\n")[1].split() == [
+        "tune",
+        "12",
+        "12",
+        "0",
+        "0",
+        "0",
+        "0",
+    ]
 
 
 def test_a_crashing_run_is_recorded_and_the_sweep_goes_on(
@@ -328,25 +335,6 @@ def test_an_old_heartbeat_is_stale(tmp_path):
 
 
 # ------------------------------------------------------------------------------ processes
-
-
-def test_resume_after_sigkill_matches_an_uninterrupted_sweep(sweep_file, tmp_path):
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    uninterrupted = runner(sweep_file, whole)
-    uninterrupted.communicate(timeout=300)
-    assert uninterrupted.returncode == 0
-    victim = runner(sweep_file, killed)
-    deadline = time.monotonic() + 120
-    while len(list((killed / "runs").glob("*.json"))) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    victim.send_signal(signal.SIGKILL)
-    victim.communicate()
-    assert 5 <= len(list((killed / "runs").glob("*.json"))) < RUNS
-    rerun = runner(sweep_file, killed)
-    _out, err = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, err
-    assert records(killed) == records(whole)  # none missing, none extra, the same results
-    assert not list((killed / "claims").iterdir())
 
 
 def test_two_runners_on_one_folder_run_each_run_once(sweep_file, tmp_path):

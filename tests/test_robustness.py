@@ -1,0 +1,414 @@
+"""It survives: kills at five points, a killed concurrent runner, corrupt records, a full disk,
+Ctrl-C, bad input of every kind, fuzzed sweep files and ``--set`` values, determinism.
+
+Kills are real: ``SCHEDULE_BENCH_FAULT`` (benchmark/faults.py) makes a runner subprocess
+SIGKILL itself at a named point; then the sweep resumes and must equal an uninterrupted one.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmark import data, faults, protocol, store, tasks
+from benchmark.__main__ import main, parse_set
+from benchmark.errors import InputError
+from benchmark.spec import RunSpec
+from benchmark.train import SingleRun
+from testkit import untimed
+
+TESTS = Path(__file__).resolve().parent
+SWEEP = """
+tasks = ["digits_logreg", "digits_mlp"]
+schedules = ["constant", "onecycle", "plateau"]
+plugins = ["fakes"]
+[tune]
+seeds = [100]
+lr_factors = [0.5, 2]
+[final]
+seeds = [0, 1]
+"""
+RUNS = 24
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The sweep file, and the records of an uninterrupted sweep to compare against."""
+    folder = tmp_path_factory.mktemp("world")
+    path = folder / "fake.toml"
+    path.write_text(SWEEP)
+    whole = folder / "whole"
+    done = runner(path, whole).communicate(timeout=300)
+    assert len(records(whole)) == RUNS, done
+    return path, records(whole)
+
+
+def env(fault: str | None = None) -> dict:
+    out = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    out.pop(faults.ENV, None)
+    return out | ({faults.ENV: fault} if fault else {})
+
+
+def runner(sweep_path: Path, results: Path, fault: str | None = None, workers: int = 1):
+    argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep_path), "--results",
+            str(results), "--device", "cpu", "--workers", str(workers)]  # fmt: skip
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(fault)
+    )
+
+
+def records(results: Path) -> dict[str, dict]:
+    return {
+        p.stem: untimed(store.read_record(p)) for p in sorted((results / "runs").glob("*.json"))
+    }
+
+
+def assert_whole(results: Path, expected: dict[str, dict], same_threads: bool = True) -> None:
+    """Every run once, as in the uninterrupted sweep; no temporary files; tables agree.
+
+    The numbers are compared too when every run had the uninterrupted sweep's thread count
+    (a CPU run's last bits depend on it: README).
+    """
+    if same_threads:
+        assert records(results) == expected
+    assert sorted(records(results)) == sorted(expected)
+    leftovers = [p for p in results.rglob("*") if p.name.endswith(".tmp") or ".stale-" in p.name]
+    assert leftovers == []
+    assert not list((results / "claims").iterdir())
+    runs_csv = pd.read_csv(results / "runs.csv")
+    assert sorted(runs_csv.key) == sorted(expected)
+    assert len(pd.read_csv(results / "curves.csv")) == sum(
+        len(r["curve"]) for r in expected.values()
+    )
+
+
+# ------------------------------------------------------------------------------ kill and resume
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "claim:7",  # a run claimed, not yet started
+        "step:150",  # mid-training (the runner's 150th optimizer update)
+        "write:9",  # a record's temporary file complete, not yet renamed
+        "write:14",  # selection.csv or a record around the phase change
+        "tables:1",  # runs.csv rewritten, curves.csv not
+    ],
+)
+def test_kill_at_a_point_then_resume(world, tmp_path, fault):
+    sweep_path, expected = world
+    results = tmp_path / "r"
+    killed = runner(sweep_path, results, fault)
+    killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = runner(sweep_path, results)
+    _out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert_whole(results, expected)
+
+
+@pytest.mark.slow
+def test_kill_during_data_install_then_prepare_again(tmp_path):
+    """Killed with two of four files renamed into place: the next prepare repairs it."""
+    script = f"""
+import sys; sys.path.insert(0, {str(TESTS)!r})
+from conftest import TinyData
+from benchmark import data, sources
+tiny = TinyData()
+data.register(tiny.spec((sources.Source("local", lambda d, dest: tiny.write(dest)),)))
+data.prepare("tiny", sys.argv[1], log=lambda _: None)
+splits = data.load("tiny", sys.argv[1])
+print(len(splits.train.labels), len(splits.dev.labels), len(splits.test.labels))
+"""
+    root = tmp_path / "data"
+    argv = [sys.executable, "-c", script, str(root)]
+    killed = subprocess.run(argv, env=env("install:1"), capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL
+    raw = root / "MNIST" / "raw"
+    assert len(list(raw.glob("*-ubyte"))) == 2
+    assert not (raw / data.MARKER).exists()  # not marked: nothing passes as verified
+    again = subprocess.run(argv, env=env(), capture_output=True, text=True, check=True)
+    assert again.stdout.split() == ["50", "10", "20"]
+    assert not list((root / "MNIST").glob(".staging-*"))
+
+
+@pytest.mark.slow
+def test_two_runners_one_killed_midway(world, tmp_path):
+    sweep_path, expected = world
+    results = tmp_path / "r"
+    victim, survivor = runner(sweep_path, results, "step:100"), runner(sweep_path, results)
+    victim.communicate(timeout=300)
+    out, err = survivor.communicate(timeout=300)
+    assert victim.returncode == -signal.SIGKILL
+    assert survivor.returncode == 0, err
+    ran = [
+        line.split("] ", 1)[1].split(":")[0] for line in out.splitlines() if line.startswith("[")
+    ]
+    assert len(ran) == len(set(ran))  # the survivor ran nothing twice
+    assert_whole(results, expected)
+
+
+# ------------------------------------------------------------------------------ corruption
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",  # empty
+        '{"schema": 1, "key": ',  # truncated
+        "\x00\xff garbage",
+        '{"schema": 99}',  # another schema
+        "[1, 2, 3]",
+    ],
+    ids=["empty", "truncated", "garbage", "schema", "not-an-object"],
+)
+def test_corrupt_records_are_reported_and_run_again(world, tmp_path, content, capsys):
+    sweep_path, expected = world
+    results = tmp_path / "r"
+    shutil_copy(sweep_path.parent / "whole", results)
+    victim = sorted((results / "runs").glob("*.json"))[3]
+    victim.write_text(content)
+    assert main(["status", "--results", str(results)]) == 0
+    table = capsys.readouterr().out
+    assert sum(int(line.split()[-1]) for line in table.splitlines()[1:]) == 1  # corrupt: 1
+    resumed = runner(sweep_path, results)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert f"the record of {victim.stem} is corrupt" in out
+    assert_whole(results, expected)
+
+
+def shutil_copy(source: Path, dest: Path) -> None:
+    import shutil
+
+    shutil.copytree(source, dest)
+
+
+# ------------------------------------------------------------------------------ disk full
+
+
+def test_disk_full_fails_the_run_cleanly(world, tmp_path):
+    sweep_path, _ = world
+    results = tmp_path / "r"
+    proc = runner(sweep_path, results, "write:3:enospc")  # the third atomic write
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    assert "No space left on device" in err
+    assert "could not write the record" in out
+    runs = list((results / "runs").glob("*"))
+    assert all(store.Store(results).done(p.stem) for p in runs)  # no partial record
+    assert not list(results.rglob("*.tmp"))
+    again = runner(sweep_path, results)
+    again.communicate(timeout=300)
+    assert again.returncode == 0
+    assert len(records(results)) == RUNS
+
+
+# ------------------------------------------------------------------------------ Ctrl-C
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(world, tmp_path, workers):
+    sweep_path, expected = world
+    results = tmp_path / "r"
+    proc = runner(sweep_path, results, workers=workers)
+    deadline = time.monotonic() + 120
+    while len(list((results / "runs").glob("*.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    resume = err.strip().splitlines()[-1]
+    assert resume.startswith(
+        "interrupted: finished runs are kept; resume with: python -m benchmark run"
+    )
+    assert all(store.Store(results).done(p.stem) for p in (results / "runs").glob("*"))
+    assert len(records(results)) < RUNS
+    again = runner(sweep_path, results, workers=workers)
+    again.communicate(timeout=300)
+    assert again.returncode == 0
+    assert_whole(results, expected, same_threads=workers == 1)
+
+
+# ------------------------------------------------------------------------------ bad input
+
+GOOD_SWEEP = (
+    'tasks = ["mnist_logreg"]\nschedules = ["cosine"]\n[tune]\nseeds = [1]\n[final]\nseeds = [0]\n'
+)
+BAD_SWEEPS = {
+    "syntax": ('tasks = ["mnist_logreg"\n', "sweep file"),
+    "tasks-type": (GOOD_SWEEP.replace('["mnist_logreg"]', "5"), "tasks must be a list of names"),
+    "no-tasks": (GOOD_SWEEP.replace('["mnist_logreg"]', "[]"), "must not be empty"),
+    "schedules-type": (GOOD_SWEEP.replace('["cosine"]', "3.5"), 'schedules must be "all"'),
+    "seeds-float": (GOOD_SWEEP.replace("seeds = [0]", "seeds = [0.5]"), "final.seeds must be"),
+    "seeds-negative": (GOOD_SWEEP.replace("seeds = [0]", "seeds = [-1]"), "final.seeds must be"),
+    "seeds-overlap": (GOOD_SWEEP.replace("seeds = [0]", "seeds = [1]"), "must be disjoint"),
+    "run-not-table": ("run = 3\n" + GOOD_SWEEP, "[run] must be a table"),
+    "plugin-missing": (GOOD_SWEEP.replace("[tune]", 'plugins = ["no_such_module"]\n[tune]'),
+                       "plugin 'no_such_module'"),
+}  # fmt: skip
+
+BAD_ARGV = [
+    (["train", "--task", "nope", "--schedule", "cosine"], "unknown task 'nope'; valid: "),
+    (["train", "--task", "mnist_mlp", "--schedule", "nope"], "unknown schedule 'nope'; valid: "),
+    (["train", "--task", "mnist_mlp", "--schedule", "no_module:f"], "user schedule 'no_module:f'"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--lr", "-1"], "lr must be > 0"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--lr", "x"], "invalid float value"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--epochs", "0"], "epochs must be"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--batch-size", "0"], "batch_size"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--seed", "-3"], "seed must be"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--train-size", "0"], "train_size"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--precision", "fp8"], "precision"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--device", "tpu"], "device must be"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--set", "schedule.x=1"],
+     "unknown parameter 'x'"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--set", "schedule.T_max=-4"],
+     "T_max"),
+    (["train", "--task", "mnist_mlp", "--schedule", "onecycle", "--set", "schedule.pct_start=2"],
+     "pct_start"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cyclic", "--set", 'schedule.mode="up"'],
+     "mode must be one of"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--set", "optimizer.momentum=2"],
+     "momentum must be in [0, 1)"),
+    (["train", "--task", "mnist_mlp_adam", "--schedule", "cosine", "--set",
+      "optimizer.betas=[0.9]"], "betas must be [b1, b2]"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--set", "optimizer.nesterov=1"],
+     "nesterov must be true or false"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--set", "lr"], "expected KEY=VALUE"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine", "--out", "/nonexistent/r.json"],
+     "expected FILE.json in an existing folder"),
+    (["train", "--task", "mnist_mlp", "--schedule", "cosine"], "is not prepared under"),
+    (["lr-find", "--task", "mnist_mlp", "--steps", "1"], "steps must be >= 5"),
+    (["schedule", "nope"], "unknown schedule 'nope'"),
+    (["schedule", "cosine", "--epochs", "0"], "epochs must be an integer >= 1"),
+    (["data", "nope"], "unknown dataset 'nope'"),
+    (["run", "--sweep", "nope"], "unknown sweep 'nope'"),
+    (["run", "--sweep", "smoke", "--set", "run.epochs=-1"], "epochs must be an integer >= 1"),
+    (["run", "--sweep", "smoke", "--set", "final.seeds=[]"], "final.seeds must be a non-empty"),
+    (["run", "--sweep", "smoke", "--set", "tune.lr_factors=[0]"], "tune.lr_factors"),
+    (["run", "--sweep", "smoke", "--set", "tasks.x=1"], "tasks is not a table"),
+    (["run", "--sweep", "smoke", "--workers", "0"], "--workers must be >= 1"),
+    (["run", "--sweep", "smoke", "--executor", "mpi"], "invalid choice: 'mpi'"),
+    (["run", "--sweep", "smoke"], "is not prepared under"),
+    (["status", "--results", "/nonexistent"], "no sweep has run here"),
+    (["tables", "/nonexistent"], "no runs/ folder"),
+    (["nope"], "invalid choice: 'nope'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(BAD_SWEEPS))
+def test_bad_sweep_file_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, name):
+    text, message = BAD_SWEEPS[name]
+    (tmp_path / "bad.toml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--sweep", "bad.toml", "--results", "out", "--root", "empty"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+@pytest.mark.parametrize(
+    "argv", [a for a, _ in BAD_ARGV], ids=[" ".join(a)[:60] for a, _ in BAD_ARGV]
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys, argv):
+    message = {tuple(a): m for a, m in BAD_ARGV}[tuple(argv)]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(data.ROOT_ENV, str(tmp_path / "empty"))
+    monkeypatch.setattr("benchmark.__main__.RESULTS", tmp_path / "results")
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own errors (our parser keeps them to one line)
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_data_file_is_one_line(tmp_path, capsys, register_tiny, tiny):
+    raw = data.raw_folder(register_tiny(), tmp_path)
+    tiny.write(raw)
+    (raw / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01garbage")
+    assert main(["data", "tiny", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "train-labels-idx1-ubyte" in err
+    assert err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------ fuzzing
+
+toml_scalars = st.one_of(
+    st.integers(-5, 5), st.floats(-2, 2, allow_nan=False), st.booleans(),
+    st.text(max_size=8), st.sampled_from(["all", "mnist_logreg", "cosine", "task", "lr-find"]),
+)  # fmt: skip
+toml_values = st.recursive(
+    toml_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+keys = st.sampled_from([
+    "tasks", "schedules", "plugins", "description", "run", "run.epochs", "run.train_size",
+    "run.batch_size", "run.precision", "tune", "tune.seeds", "tune.lr_factors", "tune.centre",
+    "final", "final.seeds", "schedule_params", "schedule_params.cosine",
+    "schedule_params.cosine.eta_min", "tasks.x", "colour",
+])  # fmt: skip
+
+
+def load_or_error(overrides) -> protocol.Sweep | str:
+    """The sweep, or the message of the InputError it raised; any other exception escapes."""
+    try:
+        return protocol.load("smoke", overrides)
+    except InputError as err:
+        return str(err)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(keys, toml_values), max_size=4))
+def test_fuzzed_sweep_overrides_load_or_fail_cleanly(overrides):
+    result = load_or_error(overrides)
+    if isinstance(result, str):
+        assert "\n" not in result
+    else:
+        assert result.tasks
+        assert result.schedules
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=30))
+def test_fuzzed_set_values_parse_or_fail_cleanly(text):
+    try:
+        override = parse_set(f"run.epochs={text}")
+    except InputError:
+        return
+    result = load_or_error([override])
+    assert isinstance(result, protocol.Sweep) or "\n" not in result
+
+
+# ------------------------------------------------------------------------------ determinism
+
+
+@pytest.mark.parametrize("task", list(tasks.TASKS))
+def test_every_task_is_deterministic_on_the_cpu(digit_tasks, task):
+    def once():
+        spec = RunSpec.make(task, "onecycle", seed=5, epochs=1, batch_size=64, evals_per_epoch=2)
+        return untimed(SingleRun(spec, digit_tasks, __import__("torch").device("cpu")).run())
+
+    first, second = once(), once()
+    assert first == second
+    assert json.dumps(first) == json.dumps(second)
