@@ -163,7 +163,7 @@ def _parse(name: str, raw: dict) -> Sweep:
     for module in plugins:  # they may register the tasks and schedules named below
         try:
             importlib.import_module(module)
-        except ImportError as err:
+        except (ImportError, ValueError) as err:  # ValueError: an empty or relative name
             raise InputError(f"plugin {module!r}: {err}") from None
     schedules = raw.get("schedules", "all")
     ok = schedules == "all" or isinstance(schedules, list)

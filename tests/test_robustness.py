@@ -18,25 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmark import data, faults, protocol, store, tasks
+from benchmark import data, protocol, store, tasks
 from benchmark.__main__ import main, parse_set
 from benchmark.errors import InputError
 from benchmark.spec import RunSpec
 from benchmark.train import SingleRun
-from testkit import untimed
+from testkit import FAKE_RUNS, FAKE_SWEEP, TESTS, env, records, runner, untimed
 
-TESTS = Path(__file__).resolve().parent
-SWEEP = """
-tasks = ["digits_logreg", "digits_mlp"]
-schedules = ["constant", "onecycle", "plateau"]
-plugins = ["fakes"]
-[tune]
-seeds = [100]
-lr_factors = [0.5, 2]
-[final]
-seeds = [0, 1]
-"""
-RUNS = 24
+SWEEP, RUNS = FAKE_SWEEP, FAKE_RUNS
+FUZZ = int(os.environ.get("FUZZ_EXAMPLES", "150"))  # derandomized in CI; more to hunt locally
 
 
 @pytest.fixture(scope="module")
@@ -49,29 +39,6 @@ def world(tmp_path_factory):
     done = runner(path, whole).communicate(timeout=300)
     assert len(records(whole)) == RUNS, done
     return path, records(whole)
-
-
-def env(fault: str | None = None) -> dict:
-    out = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
-    out.pop(faults.ENV, None)
-    return out | ({faults.ENV: fault} if fault else {})
-
-
-def runner(sweep_path: Path, results: Path, fault: str | None = None, workers: int = 1):
-    argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep_path), "--results",
-            str(results), "--device", "cpu", "--workers", str(workers)]  # fmt: skip
-    return subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(fault)
-    )
-
-
-def records(results: Path) -> dict[str, dict]:
-    return {
-        p.stem: untimed(store.read_record(p)) for p in sorted((results / "runs").glob("*.json"))
-    }
 
 
 def assert_whole(results: Path, expected: dict[str, dict], same_threads: bool = True) -> None:
@@ -378,7 +345,9 @@ def load_or_error(overrides) -> protocol.Sweep | str:
         return str(err)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=FUZZ, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(st.lists(st.tuples(keys, toml_values), max_size=4))
 def test_fuzzed_sweep_overrides_load_or_fail_cleanly(overrides):
     result = load_or_error(overrides)
@@ -389,7 +358,7 @@ def test_fuzzed_sweep_overrides_load_or_fail_cleanly(overrides):
         assert result.schedules
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=FUZZ, deadline=None, derandomize=True)
 @given(st.text(max_size=30))
 def test_fuzzed_set_values_parse_or_fail_cleanly(text):
     try:

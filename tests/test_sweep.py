@@ -19,20 +19,10 @@ from benchmark import data, protocol, store, sweep, tables, tasks
 from benchmark.__main__ import main
 from benchmark.errors import InputError
 from benchmark.spec import RunSpec
-from testkit import untimed
+from testkit import FAKE_RUNS, FAKE_SWEEP, records, runner
 
 TESTS = Path(__file__).resolve().parent
-SWEEP = """
-tasks = ["digits_logreg", "digits_mlp"]
-schedules = ["constant", "cosine", "onecycle"]
-plugins = ["fakes"]
-[tune]
-seeds = [100]
-lr_factors = [0.5, 2]
-[final]
-seeds = [0, 1]
-"""
-RUNS = 24  # tune: 2 tasks x 3 schedules x 2 lrs x 1 seed; final: 2 x 3 x 2 seeds
+SWEEP, RUNS = FAKE_SWEEP, FAKE_RUNS
 
 
 @pytest.fixture
@@ -60,18 +50,6 @@ def sweep_file(tmp_path, fake_world):
 
 def options(results: Path, **kwargs) -> sweep.Options:
     return sweep.Options(results=results, device="cpu", **({"workers": 1} | kwargs))
-
-
-def records(results: Path) -> dict[str, dict]:
-    return {
-        p.stem: untimed(store.read_record(p)) for p in sorted((results / "runs").glob("*.json"))
-    }
-
-
-def runner(sweep_path: Path, results: Path, *extra: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep_path),
-            "--results", str(results), "--device", "cpu", "--workers", "1", *extra]  # fmt: skip
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 # ------------------------------------------------------------------------------ sweep files
@@ -132,7 +110,7 @@ def test_grid_and_overrides():
         (SWEEP, [("colour", "red")], "unknown key(s) in [top level]"),
         (SWEEP, [("run.lr", 1.0)], "[run] takes epochs"),
         (SWEEP, [("tune.centre", "middle")], "tune.centre must be one of"),
-        (SWEEP, [("schedule_params.cosine", {"eta_min": "x"})], "eta_min must be a number"),
+        (SWEEP, [("schedule_params.plateau", {"factor": "x"})], "factor must be a number"),
     ],
 )
 def test_bad_sweep_files(tmp_path, fake_world, text, sets, message):

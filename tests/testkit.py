@@ -1,10 +1,28 @@
-"""Test helpers: ``Digits``, a learnable problem in memory; ``untimed``, a record sans times."""
+"""Test helpers: ``Digits``, a learnable problem in memory; ``untimed``, a record sans times;
+a small sweep on the fakes plugin's tasks, and a runner subprocess for it."""
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
-from benchmark import data
+from benchmark import data, faults, store
+
+TESTS = Path(__file__).resolve().parent
+FAKE_SWEEP = """
+tasks = ["digits_logreg", "digits_mlp"]
+schedules = ["constant", "onecycle", "plateau"]
+plugins = ["fakes"]
+[tune]
+seeds = [100]
+lr_factors = [0.5, 2]
+[final]
+seeds = [0, 1]
+"""
+FAKE_RUNS = 24  # tune: 2 tasks x 3 schedules x 2 lrs x 1 seed; final: 2 x 3 x 2 seeds
 
 
 class Digits:
@@ -45,3 +63,24 @@ def untimed(record: dict) -> dict:
         if hit:
             del hit["wall_s"]
     return out
+
+
+def records(results: Path) -> dict[str, dict]:
+    """The untimed records of a results folder, by key."""
+    paths = sorted((results / "runs").glob("*.json"))
+    return {p.stem: untimed(store.read_record(p)) for p in paths}
+
+
+def env(fault: str | None = None) -> dict:
+    """A subprocess environment that sees the fakes plugin, with ``fault`` injected if given."""
+    path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    out = {k: v for k, v in os.environ.items() if k != faults.ENV} | {"PYTHONPATH": path}
+    return out | ({faults.ENV: fault} if fault else {})
+
+
+def runner(sweep: Path, results: Path, fault: str | None = None, workers: int = 1):
+    """``python -m benchmark run`` on ``sweep`` in a subprocess (stdout, stderr piped)."""
+    argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep), "--results",
+            str(results), "--device", "cpu", "--workers", str(workers)]  # fmt: skip
+    pipe = subprocess.PIPE
+    return subprocess.Popen(argv, stdout=pipe, stderr=pipe, text=True, env=env(fault))
