@@ -16,6 +16,9 @@ from benchmark.faults import fault_point
 UBYTE = 0x08
 
 
+HOST = socket.gethostname().replace(".", "_")  # in temporary names: no dots, one field
+
+
 def header_size(ndim: int) -> int:
     """Bytes before the payload: the magic number and one uint32 per dimension."""
     return 4 + 4 * ndim
@@ -52,7 +55,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     file is renamed into place (atomic on POSIX); the folder is fsynced so the rename lasts.
     """
     # host and pid in the name: a sweep can tell a dead writer's leftover (store.py)
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{HOST}-{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as f:
             f.write(data)

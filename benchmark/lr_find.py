@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from torch.nn.functional import cross_entropy
 
 from benchmark import data, optim
+from benchmark.errors import InputError
 from benchmark.params import need
 from benchmark.spec import RunSpec
 from benchmark.tasks import get_task
@@ -95,6 +96,6 @@ def _steepest(lrs: list[float], smoothed: list[float]) -> float:
     ok = np.isfinite(smoothed)
     lrs, smoothed = lrs[ok], smoothed[ok]
     if len(lrs) < 3:
-        return float(lrs[0]) if len(lrs) else float("nan")
+        raise InputError("lr-find: fewer than 3 steps had a finite loss; try a smaller --start")
     slope = np.gradient(smoothed, np.log(lrs))
     return float(lrs[int(np.argmin(slope))])

@@ -99,7 +99,9 @@ def select(tune: pd.DataFrame) -> pd.DataFrame:
     """Each task and schedule's lr: best mean final dev accuracy; ties to the smaller lr.
 
     ``tune`` has one row per finished tuning run (task, schedule, lr, seed, val_acc_final,
-    status). Returns task, schedule, lr, dev_acc_mean, dev_acc_std, n_seeds, n_diverged, grid.
+    status). Returns task, schedule, lr, dev_acc_mean, dev_acc_std, n_seeds, n_diverged, grid,
+    and at_grid_edge: the chosen lr is the grid's smallest or largest, so a wider grid might do
+    better (read such a choice as rough).
     """
     by_lr = (
         tune.assign(diverged=tune.status == "diverged")
@@ -132,7 +134,7 @@ def load(name: str, overrides: list[tuple[str, object]] = ()) -> Sweep:
         raise InputError(f"sweep file {path}: not found")
     try:
         raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"sweep file {path}: {err}") from None
     for key, value in overrides:
         _set(raw, key, value)

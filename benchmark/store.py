@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmark.idx import write_atomic
+from benchmark.idx import HOST, write_atomic
 
 SCHEMA = 1  # the run record's version: results/SCHEMA.md
 REQUIRED = ("schema", "key", "spec", "status", "metrics", "budget", "curve", "time_to_target")
@@ -53,7 +53,7 @@ class Store:
             folder.mkdir(parents=True, exist_ok=True)
         for tmp in self.root.rglob(".*.tmp"):  # .<name>.<host>-<pid>.tmp (idx.write_atomic)
             host, _, pid = tmp.name.rsplit(".", 2)[-2].rpartition("-")
-            ours = host == socket.gethostname()
+            ours = host == HOST
             dead = not _alive(int(pid)) if ours and pid.isdigit() else _age(tmp) > STALE_S
             if dead:
                 tmp.unlink(missing_ok=True)
@@ -181,5 +181,5 @@ def _alive(pid: int) -> bool:
 
 def _heartbeat(path: Path, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # a passing NFS hiccup must not end the heartbeat
             os.utime(path)

@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -165,9 +165,8 @@ def local(pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
                     yield future.result()
                 except Exception as err:  # the worker process died (killed, out of memory)
                     yield Outcome(futures[future].key, "failed", error=_one_line(err))
-        except KeyboardInterrupt:  # the runs in progress finish and are written; no new ones
+        finally:  # on Ctrl-C: the runs in progress finish and are written; no new ones start
             pool.shutdown(wait=True, cancel_futures=True)
-            raise
 
 
 @executor("slurm")
@@ -194,7 +193,11 @@ def slurm(pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
             try:
                 yield from job.result()
             except Exception as err:  # the array task died: its unfinished runs failed
-                yield from (Outcome(s["key"], "failed", error=_one_line(err)) for s in shard)
+                keys = [RunSpec(**spec).key for spec in shard]
+                store = Store(options.results)
+                yield from (
+                    Outcome(k, "failed", error=_one_line(err)) for k in keys if not store.done(k)
+                )
         time.sleep(0.2 if waiting else 0)
 
 
@@ -205,7 +208,7 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
     """Tune, select, final; then the tables. The outcomes of each phase's pending runs."""
     check(sweep, options)
     store = Store(options.results).create()
-    options = Options(**{**asdict(options), "plugins": sweep.plugins})
+    options = replace(options, plugins=sweep.plugins)
     _write_json(options.results / "sweep.json", asdict(sweep))
     centres = _centres(sweep, options, log)
     outcomes, plan = {}, {}
@@ -236,6 +239,12 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
 
 def check(sweep: protocol.Sweep, options: Options) -> None:
     """Bad executor settings and missing data fail here, before anything is written."""
+    from benchmark.train import resolve_device
+
+    device = resolve_device(options.device)
+    precision = sweep.run.get("precision", "fp32")
+    if precision != "fp32" and device.type != "cuda" and options.executor == "local":
+        raise InputError(f"precision {precision} needs CUDA; use fp32 on the CPU")
     root = data.data_root(options.root)
     for dataset in dict.fromkeys(get_task(task).dataset for task in sweep.tasks):
         data.check_prepared(data.get(dataset), root)  # else every run would fail alike
@@ -257,13 +266,14 @@ def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> 
     pending = [s for s in by_key.values() if options.rerun or not store.done(s.key)]
     log(f"{phase}: {len(by_key)} runs, {len(by_key) - len(pending)} done, {len(pending)} to run")
     finished: list[Outcome] = []
-    run = EXECUTORS[options.executor]
+    run, waited = EXECUTORS[options.executor], False
     t0 = time.perf_counter()
     with tqdm(total=len(pending), unit="run", desc=phase, disable=not sys.stderr.isatty()) as bar:
-        while pending:
-            claimed = []
-            for outcome in run(pending, options):
-                if outcome.status == "claimed":
+        while pending:  # runs another process holds are only waited for, never resubmitted
+            claimed = [s for s in pending if store.claimed(s.key)]
+            ready = [s for s in pending if s not in claimed]
+            for outcome in run(ready, options) if ready else ():
+                if outcome.status == "claimed":  # taken by another process just now
                     claimed.append(by_key[outcome.key])
                     continue
                 if outcome.status == "done":  # another process finished it meanwhile
@@ -273,11 +283,13 @@ def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> 
                 bar.update(1)
                 log(_line(phase, len(finished), bar.total, by_key[outcome.key], outcome, t0))
             if claimed:
-                log(f"{phase}: {len(claimed)} run(s) claimed by another process; waiting")
+                if not waited:
+                    log(f"{phase}: {len(claimed)} run(s) claimed by another process; waiting")
+                waited = True
                 time.sleep(POLL_S)
             pending = [s for s in claimed if not store.done(s.key)]  # finished elsewhere: done
             bar.update(len(claimed) - len(pending))
-            options = Options(**{**asdict(options), "rerun": False})
+            options = replace(options, rerun=False)
     return finished
 
 
@@ -332,11 +344,13 @@ def status(results: Path) -> pd.DataFrame:
         raise InputError(f"{results}: no sweep has run here (no plan.json)")
     store, rows = Store(results), []
     for phase, keys in json.loads(plan_path.read_text()).items():
-        done = sum(store.done(k) for k in keys)
-        claimed = sum(not store.done(k) and store.claimed(k) for k in keys)
-        failed = sum(not store.done(k) and store.failure(k) is not None for k in keys)
-        corrupt = sum(store.corrupt(k) for k in keys)
-        pending = len(keys) - done - claimed - failed
-        rows.append((phase, len(keys), done, pending, claimed, failed, corrupt))
+        counts = dict.fromkeys(["done", "pending", "claimed", "failed", "corrupt"], 0)
+        for key in keys:  # each key in one of done > claimed > failed > pending
+            done = store.done(key)
+            state = "done" if done else "claimed" if store.claimed(key) else None
+            state = state or ("failed" if store.failure(key) is not None else "pending")
+            counts[state] += 1
+            counts["corrupt"] += not done and store.corrupt(key)
+        rows.append((phase, len(keys), *counts.values()))
     columns = ["phase", "runs", "done", "pending", "claimed", "failed", "corrupt"]
     return pd.DataFrame(rows, columns=columns)

@@ -202,11 +202,14 @@ class SingleRun:
                 point = self.evaluate(losses.mean())
                 bar.set_postfix(val_acc=f"{point['val_acc']:.4f}")
                 bad = np.flatnonzero(~np.isfinite(losses))
-                if bad.size:  # bad[0] counts from the first update of this stretch
-                    status, diverged_at = "diverged", stop - len(losses) + int(bad[0])
+                if bad.size or point["val_loss"] is None:  # the last update can break weights
+                    first = int(bad[0]) if bad.size else len(losses) - 1
+                    status, diverged_at = "diverged", stop - len(losses) + first
                     break
-                if self.plateau:  # a NaN dev loss (None) never improves
-                    self.plateau.step(point["val_loss"] or float("nan"))
+                if self.plateau:  # the dev loss (mode "min") or the dev accuracy ("max")
+                    self.plateau.step(
+                        point["val_loss" if self.plateau.mode == "min" else "val_acc"]
+                    )
                 if point["val_acc"] > best:
                     best, since_best = point["val_acc"], 0
                 else:

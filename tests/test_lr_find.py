@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from benchmark.__main__ import main
+from benchmark.errors import InputError
 from benchmark.lr_find import _steepest, lr_range_test
 from benchmark.spec import RunSpec
 
@@ -25,6 +26,12 @@ def test_range_test_sweeps_stops_and_suggests(digit_tasks):
     assert 1e-4 < test.suggestion < test.lrs[-1]
     again = lr_range_test(spec, digit_tasks, CPU)
     assert np.array_equal(again.losses, test.losses)  # deterministic for a seed
+
+
+def test_no_finite_loss_is_bad_input(digit_tasks):
+    spec = RunSpec.make("mnist_mlp", "constant", batch_size=32)
+    with pytest.raises(InputError, match="fewer than 3 steps had a finite loss"):
+        lr_range_test(spec, digit_tasks, CPU, start=1e8, end=1e9)
 
 
 def test_steepest_descent_of_a_known_curve():

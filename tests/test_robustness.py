@@ -267,6 +267,9 @@ BAD_ARGV = [
     (["run", "--sweep", "smoke", "--set", "tune.lr_factors=[0]"], "tune.lr_factors"),
     (["run", "--sweep", "smoke", "--set", "tasks.x=1"], "tasks is not a table"),
     (["run", "--sweep", "smoke", "--workers", "0"], "--workers must be >= 1"),
+    (["run", "--sweep", "smoke", "--device", "tpu"], "device must be auto, cpu or cuda"),
+    (["run", "--sweep", "smoke", "--device", "cpu", "--set", 'run.precision="bf16"'],
+     "precision bf16 needs CUDA"),
     (["run", "--sweep", "smoke", "--executor", "mpi"], "invalid choice: 'mpi'"),
     (["run", "--sweep", "smoke"], "is not prepared under"),
     (["status", "--results", "/nonexistent"], "no sweep has run here"),
@@ -304,6 +307,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, 
     assert message in err
     assert err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_binary_sweep_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00 not text")
+    assert main(["run", "--sweep", str(tmp_path / "bin.toml")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: sweep file {tmp_path / 'bin.toml'}: ")
 
 
 def test_corrupt_data_file_is_one_line(tmp_path, capsys, register_tiny, tiny):

@@ -16,7 +16,7 @@ from benchmark import optim, store
 from benchmark.__main__ import main
 from benchmark.errors import InputError
 from benchmark.metrics import time_to_target
-from benchmark.schedules import SCHEDULES, sequences
+from benchmark.schedules import SCHEDULES, Plateau, sequences
 from benchmark.spec import RunSpec
 from benchmark.tasks import TASKS, markdown_table
 from benchmark.train import (
@@ -186,6 +186,15 @@ def test_plateau_cuts_the_lr_when_dev_loss_stalls(digit_tasks):
     assert lrs == sorted(lrs, reverse=True)
     assert lrs[-1] <= lrs[0] * 0.5**3
     assert set(np.round(np.log2(np.array(lrs) / lrs[0]), 9)) <= {0.0, -1.0, -2.0, -3.0, -4.0, -5.0}
+
+
+@pytest.mark.parametrize(("mode", "metric"), [("min", "val_loss"), ("max", "val_acc")])
+def test_plateau_is_fed_the_metric_its_mode_names(digit_tasks, monkeypatch, mode, metric):
+    fed = []
+    step = Plateau.step
+    monkeypatch.setattr(Plateau, "step", lambda self, value: fed.append(value) or step(self, value))
+    record = run(schedule="plateau", splits=digit_tasks, schedule_params={"mode": mode}).run()
+    assert fed == [p[metric] for p in record["curve"][1:]]
 
 
 def test_plateau_keeps_the_lr_while_dev_loss_improves(digit_tasks):

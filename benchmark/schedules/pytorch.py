@@ -244,7 +244,7 @@ def plateau(
     min_lr: float = 0.0,
     eps: float = 1e-8,
 ) -> Plateau:
-    """ReduceLROnPlateau on the dev loss at each evaluation (shown: the lr before any cut)."""
+    """ReduceLROnPlateau at each evaluation: dev loss (mode min) or accuracy (max); shown uncut."""
     # PyTorch's patience, 10 epochs, is a tenth of a 100-epoch run; other defaults are PyTorch's
     patience = max(1, budget.evals // 10) if patience is None else patience
     return Plateau(lr, mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps)
