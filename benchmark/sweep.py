@@ -239,12 +239,10 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
 
 def check(sweep: protocol.Sweep, options: Options) -> None:
     """Bad executor settings and missing data fail here, before anything is written."""
-    from benchmark.train import resolve_device
+    from benchmark.train import check_precision, resolve_device
 
-    device = resolve_device(options.device)
-    precision = sweep.run.get("precision", "fp32")
-    if precision != "fp32" and device.type != "cuda" and options.executor == "local":
-        raise InputError(f"precision {precision} needs CUDA; use fp32 on the CPU")
+    if options.executor == "local":  # a Slurm job checks on its own node
+        check_precision(sweep.run.get("precision", "fp32"), resolve_device(options.device))
     root = data.data_root(options.root)
     for dataset in dict.fromkeys(get_task(task).dataset for task in sweep.tasks):
         data.check_prepared(data.get(dataset), root)  # else every run would fail alike

@@ -125,10 +125,15 @@ def _sync(device: torch.device) -> float:
     return time.perf_counter()
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """tf32 and bf16 are CUDA only."""
+    if precision != "fp32" and device.type != "cuda":
+        raise InputError(f"precision {precision} needs CUDA; use fp32 on the CPU")
+
+
 def _precision(spec: RunSpec, device: torch.device):
     """The autocast context for the forward pass; sets TF32 for matmuls and convolutions."""
-    if spec.precision != "fp32" and device.type != "cuda":
-        raise InputError(f"precision {spec.precision} needs CUDA; use fp32 on the CPU")
+    check_precision(spec.precision, device)
     if device.type == "cuda":
         tf32 = spec.precision == "tf32"
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
