@@ -30,6 +30,7 @@ class Task:
     epochs: int = 10
     evals_per_epoch: int = 4
     targets: tuple[float, ...] = ()  # dev accuracies, easy to hard
+    kind: str = "other"  # the report's guidance groups tasks by it: convex, MLP, CNN, recurrent
 
 
 TASKS: dict[str, Task] = {}
@@ -53,30 +54,37 @@ SGD_MOMENTUM = {"momentum": 0.9, "weight_decay": 5e-4}  # DeepOBS-style SGD for 
 register(Task(
     "mnist_logreg", "linear softmax on MNIST pixels (convex), plain SGD",
     "mnist", "logreg", "sgd", {}, lr=0.5, epochs=10, targets=(0.90, 0.92),
+    kind="convex",
 ))  # fmt: skip
 register(Task(
     "mnist_mlp", "DeepOBS mnist_mlp (784-1000-500-100-10), SGD with momentum",
     "mnist", "mlp", "sgd", SGD_MOMENTUM, lr=0.05, epochs=10, targets=(0.97, 0.98),
+    kind="MLP",
 ))  # fmt: skip
 register(Task(
     "mnist_mlp_adam", "the same MLP with AdamW",
     "mnist", "mlp", "adamw", {"weight_decay": 0.01}, lr=1e-3, epochs=10, targets=(0.97, 0.98),
+    kind="MLP",
 ))  # fmt: skip
 register(Task(
     "mnist_cnn", "DeepOBS 2c2d (two conv, two dense layers), SGD with momentum",
     "mnist", "cnn_2c2d", "sgd", SGD_MOMENTUM, lr=0.05, epochs=6, targets=(0.985, 0.99),
+    kind="CNN",
 ))  # fmt: skip
 register(Task(
     "fmnist_mlp", "the MLP on Fashion-MNIST, SGD with momentum",
     "fashion_mnist", "mlp", "sgd", SGD_MOMENTUM, lr=0.05, epochs=10, targets=(0.86, 0.89),
+    kind="MLP",
 ))  # fmt: skip
 register(Task(
     "fmnist_cnn", "2c2d on Fashion-MNIST, SGD with momentum",
     "fashion_mnist", "cnn_2c2d", "sgd", SGD_MOMENTUM, lr=0.05, epochs=10, targets=(0.89, 0.91),
+    kind="CNN",
 ))  # fmt: skip
 register(Task(
     "smnist_gru", "sequential MNIST read row by row (28 steps of 28 pixels), a GRU, Adam",
     "mnist", "gru", "adam", {}, lr=2e-3, epochs=10, targets=(0.95, 0.98),
+    kind="recurrent",
 ))  # fmt: skip
 
 

@@ -1,0 +1,63 @@
+"""python -m report [RESULTS_DIR] [--compare OTHER_DIR]: the HTML + PDF report of a results folder.
+
+Reads only the run records (never torch), writes RESULTS_DIR/report/{index.html, report.pdf,
+tables/}. Bad input (no such folder, no records) is one line on stderr and exit status 2; a
+file in runs/ that is not a valid record is skipped with a warning that names it.
+"""
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from report.build import build
+from report.load import SkippedRecord, load
+from report.render import write
+
+REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "quick"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m report", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "results",
+        nargs="?",
+        type=Path,
+        default=REFERENCE,
+        help=f"a results folder with runs/ (default: {REFERENCE})",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OTHER_DIR",
+        help="a second results folder: add a reproduction check against it",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to write the report (default: RESULTS_DIR/report)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedRecord)
+        try:
+            results = load(args.results)
+            other = load(args.compare) if args.compare else None
+        except FileNotFoundError as err:
+            print(f"error: {err} (a results folder holds runs/<key>.json)", file=sys.stderr)
+            return 2
+    for w in caught:
+        if issubclass(w.category, SkippedRecord):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    paths = write(build(results, other), args.out or args.results / "report")
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Read a results folder's run records into DataFrames, skipping what is not a valid record.
+
+The record layout (schema 1) is documented field by field in ``results/SCHEMA.md``; the
+columns of ``runs`` and ``curves`` are those of ``runs.csv`` and ``curves.csv``
+(``benchmark/tables.py``), rebuilt here from the records so the report never trusts a stale CSV.
+A record file that cannot be read, or is not schema 1 with every field, is skipped with a
+warning that names it; a diverged run is a valid record and is kept.
+"""
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.store import REQUIRED, SCHEMA, read_record
+from benchmark.tables import curves_frame, runs_frame
+
+FIELDS = (*REQUIRED, "timing", "provenance", "engine", "optimizer")
+
+
+class SkippedRecord(UserWarning):
+    """A file in runs/ that is not a valid record; the report leaves it out."""
+
+
+@dataclass
+class Results:
+    folder: Path
+    runs: pd.DataFrame  # one row per valid record, both phases (runs.csv's columns)
+    curves: pd.DataFrame  # one row per dev evaluation (curves.csv's columns)
+    provenance: pd.DataFrame  # one row per record: key + every provenance field
+    sweep: dict  # sweep.json (the protocol that produced the runs); {} when absent
+    skipped: list[tuple[str, str]]  # (file name, why) of files in runs/ that are not records
+    failed: list[dict]  # failed/<key>.json of runs that crashed and have no record
+    derived_targets: dict[str, float] = field(default_factory=dict)  # tables.reachable_targets
+
+    @property
+    def final(self) -> pd.DataFrame:
+        """The final-phase runs (single CLI runs count as final when there are no others)."""
+        final = self.runs[self.runs.phase == "final"]
+        return final if len(final) else self.runs[self.runs.phase == "single"]
+
+    @property
+    def tune(self) -> pd.DataFrame:
+        return self.runs[self.runs.phase == "tune"]
+
+    def targets(self, task: str) -> list[str]:
+        """The task's dev-accuracy targets as in the column names ("0.97"), easy to hard."""
+        rows = self.runs[self.runs.task == task]
+        cols = [c for c in rows if c.startswith("reached_") and rows[c].notna().any()]
+        return sorted((c.removeprefix("reached_") for c in cols), key=float)
+
+
+def load(folder: Path) -> Results:
+    """Every valid record under ``folder/runs``; raises FileNotFoundError when there is none."""
+    folder = Path(folder)
+    records, skipped = [], []
+    for path in sorted((folder / "runs").glob("*.json")):
+        record, why = _read(path)
+        if why:
+            skipped.append((path.name, why))
+            warnings.warn(f"skipped {path}: {why}", SkippedRecord, stacklevel=2)
+        else:
+            records.append(record)
+    if not records:
+        raise FileNotFoundError(f"no run records in {folder / 'runs'}")
+    keys = {r["key"] for r in records}
+    prov = pd.DataFrame([{"key": r["key"], **r["provenance"]} for r in records])
+    return Results(
+        folder=folder,
+        runs=runs_frame(records),
+        curves=curves_frame(records),
+        provenance=prov,
+        sweep=_json(folder / "sweep.json") or {},
+        skipped=skipped,
+        failed=[
+            f
+            for p in sorted((folder / "failed").glob("*.json"))
+            if (f := _json(p)) and f.get("key") not in keys
+        ],
+    )
+
+
+def _read(path: Path) -> tuple[dict | None, str | None]:
+    """The record, or why the file is not one."""
+    try:
+        record = read_record(path)
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON (truncated)
+        return None, f"not a JSON record ({type(err).__name__})"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    if record.get("schema") != SCHEMA:
+        return None, f"schema {record.get('schema')!r}, this report reads schema {SCHEMA}"
+    missing = [f for f in FIELDS if f not in record]
+    return (None, f"missing {', '.join(missing)}") if missing else (record, None)
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None

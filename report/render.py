@@ -1,0 +1,71 @@
+"""One jinja2 Environment (autoescape on, small ``fmt_*`` filters) renders the context from
+``build`` into one self-contained HTML file; WeasyPrint prints the same HTML to PDF with the
+print rules of ``templates/report.css`` (page numbers, contents with page numbers)."""
+
+import math
+from numbers import Integral, Real
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from report.tables import Interval
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def fmt_num(value, digits: int = 4) -> str:
+    """A number for reading: 4 significant digits, "-" for null, "n.r." (not reached) for +inf."""
+    if isinstance(value, Interval):
+        return fmt_ci(*value)
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if value is None or pd.isna(value):
+        return "-"
+    if isinstance(value, Integral):
+        return str(value)
+    if isinstance(value, Real):
+        return "n.r." if value == math.inf else f"{float(value):.{digits}g}"
+    return str(value)
+
+
+def fmt_ci(lo, hi) -> str:
+    """A 95% interval as "[lo, hi]"; "no CI" when undefined (one value), "n.r." when both are
+    not reached."""
+    if lo is None or pd.isna(lo):
+        return "no CI"
+    return "n.r." if lo == math.inf else f"[{fmt_num(lo, 3)}, {fmt_num(hi, 3)}]"
+
+
+ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=True,  # every name comes from records: a schedule may be called "<b>"
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+ENV.filters |= {"fmt_num": fmt_num, "fmt_ci": fmt_ci}
+
+
+def html(context: dict) -> str:
+    css = (TEMPLATES / "report.css").read_text()
+    return ENV.get_template("report.html.j2").render(css=css, **context)
+
+
+def write(context: dict, folder: Path) -> dict[str, Path]:
+    """index.html, report.pdf and tables/<name>.csv|.md|.tex in ``folder``; their paths."""
+    from weasyprint import HTML  # imported here: it takes ~1 s and only printing needs it
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "html": folder / "index.html",
+        "pdf": folder / "report.pdf",
+        "tables": folder / "tables",
+    }
+    for table in context["tables"].values():
+        table.write(paths["tables"])
+    text = html(context)
+    paths["html"].write_text(text)
+    HTML(string=text, base_url=str(folder)).write_pdf(paths["pdf"])
+    return paths

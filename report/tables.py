@@ -1,0 +1,254 @@
+"""The cited tables: each a DataFrame with a stable ID, a caption that carries its n and the
+environment, and CSV / LaTeX / Markdown files.
+
+A table's ID is a hash of its definition (name, columns, the statistics' constants) and of the
+sorted keys of the runs it summarises: the same runs summarised the same way keep their ID on
+any machine and any day; one more run, or a changed statistic, gives a new ID.
+"""
+
+import hashlib
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from benchmark import metrics
+from benchmark.tables import TTT
+from report import stats
+from report.load import Results
+
+UNITS = ("step", "epoch", "wall_s")  # time-to-target units: updates, epochs, training seconds
+REACH_QUANTILE = 0.25  # an added target: 3 in 4 final runs reached it at their best
+
+
+class Interval(NamedTuple):
+    lo: float
+    hi: float
+
+
+def _pair(col: str, cols: list[str], end: str = "_lo") -> bool:
+    """Whether ``col`` is the ``end`` half of a ``<x>_lo`` / ``<x>_hi`` pair in ``cols``."""
+    other = {"_lo": "_hi", "_hi": "_lo"}[end]
+    return col.endswith(end) and col[: -len(end)] + other in cols
+
+
+@dataclass
+class Table:
+    name: str  # file stem and anchor: tables/<name>.csv
+    title: str
+    frame: pd.DataFrame
+    keys: list[str]  # the runs it summarises
+    environment: str
+    note: str = ""
+    id: str = field(init=False)
+
+    def __post_init__(self):
+        constants = (
+            stats.ALPHA,
+            stats.LEVEL,
+            stats.BOOTSTRAP_SEED,
+            stats.BOOTSTRAP_SAMPLES,
+            stats.ROBUST_POINTS,
+        )
+        definition = f"{self.name}|{list(self.frame.columns)}|{constants}|"
+        digest = hashlib.sha256((definition + ",".join(sorted(self.keys))).encode())
+        self.id = f"T-{digest.hexdigest()[:8]}"
+
+    @property
+    def caption(self) -> str:
+        note = f" {self.note}" if self.note else ""
+        return (
+            f"Table {self.id}: {self.title}. n = {len(self.keys)} runs;{note} {self.environment}."
+        )
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names for reading: a ``<x>_lo`` / ``<x>_hi`` pair is one interval ``<x>_ci``."""
+        cols = list(self.frame.columns)
+
+        def name(c: str) -> str:
+            return c if not _pair(c, cols) else c[:-3] if c.endswith("ci_lo") else c[:-3] + "_ci"
+
+        return [name(c) for c in cols if not _pair(c, cols, "_hi")]
+
+    @property
+    def rows(self) -> list[list]:
+        """Rows for reading, matching ``columns``: an interval is one ``Interval`` cell."""
+        cols = list(self.frame.columns)
+        out = []
+        for rec in self.frame.astype(object).to_dict("records"):
+            out.append(
+                [
+                    Interval(rec[c], rec[c[:-3] + "_hi"]) if _pair(c, cols) else rec[c]
+                    for c in cols
+                    if not _pair(c, cols, "_hi")
+                ]
+            )
+        return out
+
+    def write(self, folder: Path) -> list[Path]:
+        """tables/<name>.csv (full precision), .md and .tex (rounded for reading)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        shown = self.frame.round(4)
+        paths = [folder / f"{self.name}.{ext}" for ext in ("csv", "md", "tex")]
+        self.frame.to_csv(paths[0], index=False)
+        paths[1].write_text(f"{self.caption}\n\n{markdown(shown)}")
+        latex = shown.to_latex(index=False, caption=self.caption, label=self.id, na_rep="--")
+        paths[2].write_text(latex)
+        return paths
+
+
+def environment(results: Results, keys) -> str:
+    """Where the runs were made: devices, engines, torch and commits (dirty ones marked)."""
+    prov = results.provenance[results.provenance.key.isin(set(keys))]
+    if prov.empty:
+        return "environment: unknown"
+    commits = sorted(
+        {
+            c[:10] + ("+dirty" if d else "")
+            for c, d in zip(
+                prov.git_commit.fillna("no-git"), prov.git_dirty.fillna(False), strict=True
+            )
+        }
+    )
+    devices = sorted(prov.device.astype(str).unique())
+    threads = sorted(prov.get("cpu_threads", pd.Series(dtype=float)).dropna().astype(int).unique())
+    parts = [f"device {', '.join(devices)}"]
+    if (prov.device_type == "cpu").any() and threads:
+        parts.append(f"{'/'.join(map(str, threads))} torch thread(s)")
+    parts += [f"torch {', '.join(sorted(prov.torch.unique()))}", f"commit {', '.join(commits)}"]
+    return "environment: " + "; ".join(parts)
+
+
+def reachable_targets(results: Results) -> Results:
+    """Add a target to each task whose own targets fewer than half its final runs reached.
+
+    A short budget (the quick sweep) can leave a task's targets out of reach, and then time to
+    target compares nothing. The added target is the ``REACH_QUANTILE`` quantile of the final
+    runs' best dev accuracy, rounded down to 0.5 points; time to it is read off each run's
+    curve as the engine reads its own targets (``benchmark.metrics.time_to_target``).
+    """
+    final, derived, runs = results.final, {}, results.runs.copy()
+    for task, g in final.groupby("task"):
+        easiest = results.targets(task)[0]
+        if g[f"reached_{easiest}"].fillna(False).mean() >= 0.5:
+            continue
+        target = math.floor(g.val_acc_best.quantile(REACH_QUANTILE) / 0.005) * 0.005
+        key, derived[task] = f"{target:g}", round(target, 4)
+        curves = results.curves[results.curves.task == task]
+        hits = {k: metrics.time_to_target(c.to_dict("records"), [target])[key]
+                for k, c in curves.groupby("key")}  # fmt: skip
+        mine = runs.key.isin(hits)
+        if f"reached_{key}" not in runs:  # another task may have this target already
+            runs[f"reached_{key}"] = pd.array([pd.NA] * len(runs), dtype="boolean")
+            runs[[f"ttt_{key}_{u}" for u in TTT]] = math.nan
+        runs.loc[mine, f"reached_{key}"] = [hits[k] is not None for k in runs.key[mine]]
+        for unit in TTT:
+            runs.loc[mine, f"ttt_{key}_{unit}"] = [
+                hits[k][unit] if hits[k] else math.nan for k in runs.key[mine]
+            ]
+    return replace(results, runs=runs, derived_targets=derived)
+
+
+def accuracy(final: pd.DataFrame) -> pd.DataFrame:
+    """Final test accuracy and error per task x schedule (diverged runs included)."""
+    rows = []
+    for (task, schedule), g in final.groupby(["task", "schedule"]):
+        acc = stats.describe(g.test_acc)
+        rows.append(
+            {
+                "task": task,
+                "schedule": schedule,
+                "lr": g.lr.iloc[0],
+                "n": acc["n"],
+                "n_diverged": int((g.status == "diverged").sum()),
+                **{f"acc_{k}": v for k, v in acc.items() if k != "n"},
+                "err_mean": 1 - acc["mean"],
+                "err_ci_lo": 1 - acc["ci_hi"],
+                "err_ci_hi": 1 - acc["ci_lo"],
+                "err_iqm": 1 - acc["iqm"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def censored_times(runs: pd.DataFrame, target: str, unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each run's time to ``target`` in ``unit`` and whether it reached it; a run that did not
+    is censored at the end of its budget (for seconds: its training time scaled to the budget).
+    """
+    reached = runs[f"reached_{target}"].fillna(False).to_numpy(dtype=bool)
+    budget = {
+        "step": runs.total_steps,
+        "epoch": runs.epochs,
+        "wall_s": runs.train_s * runs.total_steps / runs.steps_done.clip(lower=1),
+    }
+    hit = runs[f"ttt_{target}_{unit}"].astype(float)
+    return np.where(reached, hit, budget[unit].astype(float)), reached
+
+
+def time_to_target(results: Results) -> pd.DataFrame:
+    """Per task x target x schedule: n, n_reached, frac_reached and the Kaplan-Meier median
+    with its CI in each unit (inf: not reached by half the runs / the band never crosses)."""
+    rows = []
+    for (task, schedule), g in results.final.groupby(["task", "schedule"]):
+        for target in results.targets(task):
+            row = {"task": task, "target": float(target), "schedule": schedule, "n": len(g)}
+            row["n_reached"] = int(g[f"reached_{target}"].fillna(False).sum())
+            row["frac_reached"] = row["n_reached"] / len(g)
+            for unit in UNITS:
+                median = stats.km_median(*censored_times(g, target, unit))
+                row |= dict(
+                    zip((f"{unit}_median", f"{unit}_lo", f"{unit}_hi"), median, strict=True)
+                )
+            rows.append(row)
+    return pd.DataFrame(rows).sort_values(["task", "target", "schedule"], ignore_index=True)
+
+
+def paired(final: pd.DataFrame) -> pd.DataFrame:
+    """Each task's schedules against its best on test accuracy (``stats.paired_vs_best``)."""
+    parts = [stats.paired_vs_best(g).assign(task=task) for task, g in final.groupby("task")]
+    frame = pd.concat(parts, ignore_index=True)
+    return frame[["task", *frame.columns.drop("task")]]
+
+
+def scores(final: pd.DataFrame) -> pd.DataFrame:
+    """Mean test accuracy, tasks x schedules."""
+    return final.pivot_table(index="task", columns="schedule", values="test_acc", aggfunc="mean")
+
+
+def ranks(final: pd.DataFrame) -> pd.DataFrame:
+    """Each schedule's rank on mean test accuracy per task (1 = best) and its mean rank."""
+    s = scores(final)
+    frame = s.rank(axis=1, ascending=False).T
+    frame.columns = [f"rank_{t}" for t in frame.columns]
+    frame["mean_rank"] = stats.mean_ranks(s)
+    return frame.sort_values("mean_rank").rename_axis("schedule").reset_index()
+
+
+def sensitivity(tune: pd.DataFrame) -> pd.DataFrame:
+    """Dev accuracy at the end of the budget against lr, mean over tuning seeds."""
+    grouped = tune.groupby(["task", "schedule", "lr"])
+    return grouped.agg(
+        n=("seed", "size"),
+        n_diverged=("status", lambda s: (s == "diverged").sum()),
+        dev_acc_mean=("val_acc_final", "mean"),
+        dev_acc_std=("val_acc_final", "std"),
+    ).reset_index()
+
+
+def headline_target(ttt: pd.DataFrame, task: str) -> float:
+    """The hardest target that at least half of the task's final runs reached (else the easiest)."""
+    rows = ttt[ttt.task == task]
+    reached = rows.groupby("target").apply(lambda g: g.n_reached.sum() / g.n.sum())
+    hard = reached[reached >= 0.5]
+    return float(hard.index.max() if len(hard) else reached.index.min())
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table; empty cells for nulls."""
+    cells = frame.astype(object).where(frame.notna(), "")
+    lines = [list(frame.columns), ["---"] * frame.shape[1], *cells.astype(str).to_numpy().tolist()]
+    return "".join(f"| {' | '.join(map(str, line))} |\n" for line in lines)

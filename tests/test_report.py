@@ -1,0 +1,313 @@
+"""The report on the committed fixture results (tests/make_report_fixture.py makes them).
+
+The PDF and browser checks need poppler-utils (pdfinfo, pdftoppm) and Debian's chromium; they
+skip when those are missing, except under CI (REPORT_TOOLS_REQUIRED=1), where they must run.
+"""
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import make_report_fixture
+from report import findings, tables
+from report.__main__ import main
+from report.build import build
+from report.load import SkippedRecord, load
+from report.render import html, write
+from testkit import TESTS
+
+FIXTURE = TESTS / "fixtures" / "report_results"
+SECTIONS = (
+    "answer",
+    "accuracy-section",
+    "time-section",
+    "across-section",
+    "curves-section",
+    "sensitivity-section",
+    "gallery-section",
+    "reproducibility",
+    "cite",
+)
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("REPORT_TOOLS_REQUIRED"):
+            pytest.fail(f"{name} is required here (REPORT_TOOLS_REQUIRED is set)")
+        pytest.skip(f"{name} not installed (apt-get install poppler-utils chromium)")
+    return path
+
+
+def copy_fixture(tmp_path: Path) -> Path:
+    out = tmp_path / "results"
+    shutil.copytree(FIXTURE, out)
+    return out
+
+
+def edit_records(folder: Path, change) -> None:
+    """Apply ``change(record) -> record | None`` to every record; None deletes the file."""
+    for path in (folder / "runs").glob("*.json"):
+        record = change(json.loads(path.read_text()))
+        if record is None:
+            path.unlink()
+        else:
+            path.write_text(json.dumps(record))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """The fixture's report, written once: (results, context, paths)."""
+    folder = copy_fixture(tmp_path_factory.mktemp("report"))
+    results = load(folder)
+    context = build(results)
+    return results, context, write(context, folder / "report")
+
+
+def test_fixture_is_what_its_generator_makes(tmp_path):
+    make_report_fixture.main(tmp_path / "made")
+    made = sorted(p.name for p in (tmp_path / "made" / "runs").iterdir())
+    assert made == sorted(p.name for p in (FIXTURE / "runs").iterdir())
+    for name in made[:10]:
+        assert (tmp_path / "made/runs" / name).read_text() == (FIXTURE / "runs" / name).read_text()
+
+
+def test_every_section_table_and_figure_is_present(report):
+    _, context, paths = report
+    text = paths["html"].read_text()
+    for section in SECTIONS:
+        assert f'id="{section}"' in text
+    for table in context["tables"].values():
+        assert table.caption.split(":")[0] in text  # "Table T-xxxxxxxx"
+        assert f"n = {len(table.keys)} runs" in table.caption
+        assert "environment: device" in table.caption
+        for ext in ("csv", "md", "tex"):
+            assert (paths["html"].parent / "tables" / f"{table.name}.{ext}").stat().st_size > 0
+    assert (
+        text.count("<img ") == 1 + 3 + 1 + 1 + 1 + 1
+    )  # gallery, curves x3, km, ranks, profiles, lr
+    assert "<script" not in text
+    assert "http://" not in text
+    assert "https://" not in text
+
+
+def test_tables_round_trip_through_csv(report):
+    _, context, paths = report
+    for table in context["tables"].values():
+        back = pd.read_csv(paths["html"].parent / "tables" / f"{table.name}.csv")
+        expect = table.frame.reset_index(drop=True)
+        assert list(back.columns) == list(expect.columns)
+        for col in expect:
+            if pd.api.types.is_numeric_dtype(expect[col]) and not pd.api.types.is_bool_dtype(
+                expect[col]
+            ):
+                np.testing.assert_allclose(back[col].astype(float), expect[col].astype(float))
+            else:
+                assert back[col].astype(str).tolist() == expect[col].astype(str).tolist(), col
+
+
+def test_table_ids_are_stable_and_follow_runs_and_definition(report, monkeypatch):
+    _results, context, _ = report
+    acc = context["tables"]["accuracy"]
+    again = tables.Table("accuracy", "other words", acc.frame, list(reversed(acc.keys)), "env")
+    assert again.id == acc.id  # order of keys, title and environment do not matter
+    assert tables.Table("accuracy", "", acc.frame, acc.keys[1:], "").id != acc.id
+    monkeypatch.setattr("report.stats.ALPHA", 0.01)
+    assert tables.Table("accuracy", "", acc.frame, acc.keys, "").id != acc.id
+
+
+def test_statistics_in_the_tables_match_the_runs(report):
+    results, context, _ = report
+    final = results.final
+    acc = context["tables"]["accuracy"].frame.set_index(["task", "schedule"])
+    gru = final[(final.task == "smnist_gru") & (final.schedule == "onecycle")]
+    row = acc.loc[("smnist_gru", "onecycle")]
+    assert row.n == 6
+    assert row.n_diverged == 1
+    assert row.acc_mean == pytest.approx(gru.test_acc.mean())
+    assert row.err_mean == pytest.approx(1 - gru.test_acc.mean())
+    ttt = context["tables"]["time_to_target"].frame
+    cons = ttt[(ttt.task == "mnist_logreg") & (ttt.schedule == "constant") & (ttt.target == 0.92)]
+    assert cons.n_reached.item() == 0
+    assert math.isinf(cons.epoch_median.item())
+    hard = ttt[(ttt.task == "mnist_mlp_adam") & (ttt.target == 0.98)].set_index("schedule")
+    runs = final[(final.task == "mnist_mlp_adam") & (final.schedule == "onecycle")]
+    assert hard.loc["onecycle", "n_reached"] == runs["reached_0.98"].sum()
+
+
+def test_answer_carries_numbers_and_verdicts(report):
+    _, context, _ = report
+    matrix = context["tables"]["recommendation"].frame
+    assert set(matrix.accuracy) <= {"best", "tied", "worse", "n/a"}
+    assert (matrix.groupby("task").accuracy.apply(lambda v: (v == "best").sum()) == 1).all()
+    for task, sentences in context["answer"].items():
+        text = " ".join(sentences)
+        assert "95% CI" in text, task
+        assert "n = 6" in text, task
+    assert "Diverged runs" in " ".join(context["answer"]["smnist_gru"])
+    assert any("one task" in g for g in context["guidance"])
+
+
+def test_pdf_has_pages_and_its_first_page_renders(report, tmp_path):
+    _, _, paths = report
+    info = subprocess.run(
+        [tool("pdfinfo"), paths["pdf"]], capture_output=True, text=True, check=True
+    )
+    pages = int(re.search(r"Pages:\s+(\d+)", info.stdout).group(1))
+    assert pages >= len(SECTIONS)  # each numbered section starts a page
+    subprocess.run(
+        [
+            tool("pdftoppm"),
+            "-png",
+            "-r",
+            "40",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            paths["pdf"],
+            tmp_path / "page",
+        ],
+        check=True,
+    )
+    from PIL import Image  # matplotlib's dependency
+
+    image = np.asarray(Image.open(next(tmp_path.glob("page*.png"))).convert("L"))
+    assert image.shape[0] > image.shape[1] > 200  # A4 portrait
+    assert (image < 200).mean() > 0.002  # title and contents were drawn (a blank page: 0)
+
+
+CHECK_IMAGES = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt);
+  document.title = "CHECK " + JSON.stringify({n: imgs.length, bad: bad});
+});
+</script></body>"""
+
+
+def test_html_loads_in_headless_chromium_with_every_image(report, tmp_path):
+    _, _, paths = report
+    page = tmp_path / "index.html"  # a copy with a probe script; the report itself has none
+    page.write_text(paths["html"].read_text().replace("</body>", CHECK_IMAGES))
+    run = subprocess.run(
+        [
+            tool("chromium"),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    title = re.search(r"<title>CHECK (.*?)</title>", run.stdout)
+    assert title, run.stderr[-2000:]
+    check = json.loads(title.group(1).replace("&quot;", '"'))
+    assert check["n"] == 8
+    assert check["bad"] == []
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
+    assert console == []
+
+
+def test_names_are_escaped(tmp_path):
+    folder = copy_fixture(tmp_path)
+    evil = '<img src=x onerror="alert(1)">&sched'
+
+    def rename(record):
+        if record["spec"]["schedule"] == "wsd":
+            record["spec"]["schedule"] = evil
+        return record
+
+    edit_records(folder, rename)
+    text = html(build(load(folder)))
+    assert evil not in text
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;&amp;sched" in text
+
+
+def test_corrupt_records_are_skipped_with_a_warning_naming_them(tmp_path, capsys):
+    folder = copy_fixture(tmp_path)
+    (folder / "runs" / "truncated.json").write_text('{"schema": 1, "key": "ab')
+    (folder / "runs" / "future.json").write_text('{"schema": 99}')
+    with pytest.warns(SkippedRecord) as caught:
+        results = load(folder)
+    assert sorted(Path(str(w.message).split()[1][:-1]).name for w in caught) == [
+        "future.json",
+        "truncated.json",
+    ]
+    assert {name for name, _ in results.skipped} == {"truncated.json", "future.json"}
+    assert len(results.runs) == len(list((FIXTURE / "runs").glob("*.json")))
+    assert main([str(folder), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: skipped" in err
+    assert "future.json: schema 99" in err
+    assert "truncated.json" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_no_tune_records_and_a_single_seed_are_said(tmp_path):
+    folder = copy_fixture(tmp_path)
+    edit_records(
+        folder, lambda r: r if r["spec"]["phase"] == "final" and r["spec"]["seed"] == 0 else None
+    )
+    context = build(load(folder))
+    text = html(context)
+    assert "no tuning runs" in text
+    assert "robustness" not in context["tables"]
+    assert context["single_seed"]
+    assert "single seed" in text
+    assert set(context["tables"]["recommendation"].frame.accuracy) <= {"best", "n/a"}
+    assert "no CI" in text
+
+
+def test_compare_flags_a_result_set_that_disagrees(tmp_path):
+    folder = copy_fixture(tmp_path)
+
+    def worse(record):
+        if record["spec"]["schedule"] == "cosine" and record["spec"]["task"] == "mnist_logreg":
+            record["metrics"]["test_acc"] -= 0.05
+        return record
+
+    edit_records(folder, worse)
+    check = findings.reproduction(
+        build(load(FIXTURE))["tables"]["accuracy"].frame, tables.accuracy(load(folder).final)
+    )
+    flagged = check[check.agree == False]  # noqa: E712 (an object column: True, False or NaN)
+    assert flagged[["task", "schedule"]].values.tolist() == [["mnist_logreg", "cosine"]]
+
+
+def test_cli_never_imports_torch_and_rejects_bad_folders(tmp_path):
+    folder = copy_fixture(tmp_path)
+    code = (
+        "import sys; from report.__main__ import main; rc = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
+    ok = subprocess.run(
+        [sys.executable, "-c", code, str(folder), "--compare", str(FIXTURE)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "Reproduction check" in (folder / "report" / "index.html").read_text()
+    for bad in (tmp_path / "missing", tmp_path):
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(bad)], capture_output=True, text=True, env=env
+        )
+        assert run.returncode == 2
+        assert run.stderr.count("\n") == 1
+        assert "no run records" in run.stderr
