@@ -1,7 +1,8 @@
 # /// script
 # dependencies = ["nox>=2025.2.9", "uv>=0.5"]
 # ///
-"""Sessions: tests (default), lint, data, benchmark; `nox -l` lists them, `-- ARGS` passes ARGS.
+"""Sessions: tests (default), lint, data, benchmark, report; `nox -l` lists them; `-- ARGS`
+passes ARGS.
 
 Every session that needs torch installs it with uv, whose cache hard-links the ~6 GB of torch
 and CUDA wheels into each session's virtualenv: a fresh machine downloads them once, and each
@@ -50,7 +51,15 @@ def data(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def benchmark(session: nox.Session) -> None:
-    """Run a sweep (default quick; -- --sweep smoke|full|FILE.toml ...) and rebuild its tables."""
+    """Run a sweep (default quick; -- --sweep smoke|full|FILE.toml ...), its tables and report."""
     install_project(session)
     session.run("python", "-m", "benchmark", "data")  # verifies in ~0.5 s once prepared
-    session.run("python", "-m", "benchmark", "run", *session.posargs)
+    session.run("python", "-m", "benchmark", "run", "--report", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def report(session: nox.Session) -> None:
+    """Render a results folder's HTML + PDF report (default results/reference/quick; -- DIR)."""
+    session.install("--no-deps", "-e", ".")  # no torch: the report reads records only
+    session.install(*nox.project.dependency_groups(PYPROJECT, "report"))
+    session.run("python", "-m", "report", *session.posargs)

@@ -276,6 +276,9 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
         help="override the sweep file: run.epochs=2, final.seeds=[0,1], tasks=[\"mnist_mlp\"]",
     )  # fmt: skip
     parser.add_argument("--rerun", action="store_true", help="run finished runs again")
+    parser.add_argument(
+        "--report", action="store_true", help="then render the report (python -m report)"
+    )
     parser.add_argument("--executor", default="local", choices=sorted(sweep.EXECUTORS))
     parser.add_argument("--workers", type=int, help="local CPU worker processes (default: cores)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -313,7 +316,13 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
         print(f"results: {options.results} (runs.csv, curves.csv, selection.csv)")
         for outcome in failed:
             print(f"failed: {outcome.key}: {outcome.error}", file=sys.stderr)
-        return 1 if failed else 0
+        if failed:
+            return 1
+        if args.report:
+            from report.__main__ import main as report
+
+            return report([str(options.results)])
+        return 0
 
     return run
 
