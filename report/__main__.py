@@ -11,10 +11,11 @@ import warnings
 from pathlib import Path
 
 from report.build import build
-from report.load import SkippedRecord, load
+from report.load import SkippedRecord, load, load_perf
 from report.render import write
 
-REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference" / "quick"
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+REFERENCE = RESULTS / "reference" / "quick"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -33,6 +34,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="a second results folder: add a reproduction check against it",
     )
     parser.add_argument(
+        "--perf",
+        type=Path,
+        default=RESULTS / "perf",
+        help=f"perf files (<device>.json) for the speed chart (default: {RESULTS / 'perf'})",
+    )
+    parser.add_argument(
         "--out", type=Path, help="where to write the report (default: RESULTS_DIR/report)"
     )
     return parser.parse_args(argv)
@@ -45,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results = load(args.results)
             other = load(args.compare) if args.compare else None
+            perf = load_perf(args.perf)
         except FileNotFoundError as err:
             print(f"error: {err} (a results folder holds runs/<key>.json)", file=sys.stderr)
             return 2
@@ -53,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    paths = write(build(results, other), args.out or args.results / "report")
+    paths = write(build(results, other, perf), args.out or args.results / "report")
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

@@ -26,9 +26,10 @@ TITLES = {  # each cited table's title, shown in its caption after its ID
     "task's headline target",
     "accuracy": "Final test accuracy and error per task and schedule: mean, std, 95% bootstrap "
     "CI of the mean, interquartile mean (IQM); diverged runs included",
-    "paired": "Each schedule against the task's best on test accuracy, paired by seed: mean "
-    "difference, two-sided Wilcoxon signed-rank p, Holm-adjusted p, tied (p_holm >= "
-    f"{stats.ALPHA}), probability of improvement P(schedule > best) with 95% bootstrap CI",
+    "paired": "Each schedule against the task's best on test accuracy: mean paired difference "
+    "(same seeds), two-sided Wilcoxon signed-rank p, Holm-adjusted p, tied (p_holm >= "
+    f"{stats.ALPHA}), probability of improvement P(schedule > best) over all pairs of runs with "
+    "a 95% bootstrap CI (seeds resampled together)",
     "time_to_target": "Time to each dev-accuracy target: runs that reached it and the "
     "Kaplan-Meier median (95% CI) in steps, epochs and training seconds; n.r.: not reached "
     "(inf in the CSV)",
@@ -56,8 +57,9 @@ def plot(name: str, caption: str, fig: Figure) -> Plot:
     return Plot(name, caption, base64.b64encode(buf.getvalue()).decode(), fig.get_figwidth())
 
 
-def build(results: Results, other: Results | None = None) -> dict:
-    """The template's context for ``results`` (and a reproduction check against ``other``)."""
+def build(results: Results, other: Results | None = None, perf: pd.DataFrame | None = None) -> dict:
+    """The template's context for ``results`` (a reproduction check against ``other``; the perf
+    chart when ``perf``, from ``load.load_perf``, has rows)."""
     results = tables.reachable_targets(results)
     final, tune = results.final, results.tune
 
@@ -91,8 +93,9 @@ def build(results: Results, other: Results | None = None) -> dict:
         "km": [
             plot(
                 "km",
-                "Time to each task's headline target: the fraction of runs at or "
-                "above it by epoch (Kaplan-Meier)",
+                "Time to each task's headline target: the fraction of runs at or above it by "
+                "epoch (Kaplan-Meier, 95% band), for the six schedules with the smallest "
+                "median; all of them are in the time-to-target table",
                 figures.km_curves(final, ttt.frame, targets),
             )
         ],
@@ -118,8 +121,19 @@ def build(results: Results, other: Results | None = None) -> dict:
         sensitivity = cite("robustness", stats.robustness(sens), tune)
         cited += [sensitivity, cite("lr_sensitivity", sens, tune)]
         plots["sensitivity"] = [
-            plot("sensitivity", "Dev accuracy against lr (tune runs)", figures.lr_sensitivity(sens))
+            plot(
+                "sensitivity",
+                "Dev accuracy against lr (tune runs), in points below the schedule's best there",
+                figures.lr_sensitivity(sens),
+            )
         ]
+    if perf is not None and len(perf):
+        caption = (
+            "Training throughput by engine (results/perf/): "
+            + "; ".join(f"{d}, {t}, {s} steps" for d, t, s in
+                        perf[["device", "task", "steps"]].drop_duplicates().itertuples(index=False))
+        )  # fmt: skip
+        plots["perf"] = [plot("perf", caption, figures.perf_chart(perf))]
     progress.update()
     if other is not None:
         check = findings.reproduction(acc.frame, tables.accuracy(other.final))
@@ -146,6 +160,13 @@ def build(results: Results, other: Results | None = None) -> dict:
         "sensitivity": sensitivity,
         "reproduction": reproduction,
         "single_seed": int(acc.frame.n.max()) < 2,
+        "constants": {
+            "alpha": stats.ALPHA,
+            "level": f"{100 * stats.LEVEL:g}%",
+            "resamples": f"{stats.BOOTSTRAP_SAMPLES:,}",
+            "robust_points": f"{100 * stats.ROBUST_POINTS:g}",
+            "reach": f"{100 * tables.REACH_QUANTILE:g}th percentile",
+        },
         "provenance": _provenance(results),
         "diverged": results.runs[results.runs.status == "diverged"],
         "results": results,

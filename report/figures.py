@@ -1,7 +1,7 @@
 """The report's figures: one function each, tidy DataFrame in, matplotlib Figure out.
 
 Figures are built with ``matplotlib.figure.Figure`` (no pyplot state, no display needed).
-Schedules keep one colour everywhere (``colours``); intervals are 95%.
+Schedules keep one line style everywhere (``styles``); intervals are 95%.
 """
 
 import math
@@ -12,7 +12,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from benchmark.gallery import gallery_figure
-from report import stats
+from report import findings, stats
 from report.tables import censored_times
 
 
@@ -21,9 +21,12 @@ def gallery() -> Figure:
     return gallery_figure(columns=5)
 
 
-def colours(schedules) -> dict:
-    palette = colormaps["tab20"].colors
-    return {s: palette[i % len(palette)] for i, s in enumerate(sorted(schedules))}
+def styles(schedules) -> dict[str, dict]:
+    """One line style per schedule, the same in every figure: ten strong colours, solid for the
+    first ten names and dashed for the rest."""
+    palette = colormaps["tab10"].colors
+    return {s: {"color": palette[i % 10], "ls": "-" if i < 10 else "--"}
+            for i, s in enumerate(sorted(schedules))}  # fmt: skip
 
 
 def _grid(n: int, columns: int, width: float = 2.3, height: float = 1.7) -> tuple[Figure, list]:
@@ -40,15 +43,14 @@ def dev_curves(curves: pd.DataFrame, task: str, columns: int = 5) -> Figure:
     band; the schedule with the best final mean is drawn grey in every panel for reference."""
     rows = curves[curves.task == task]
     by = rows.groupby(["schedule", "epoch"]).val_acc
-    mean = by.mean().unstack(0)
+    mean, bands = by.mean().unstack(0), by.apply(stats.bootstrap_ci)
     best = mean.ffill().iloc[-1].idxmax()
     fig, axes = _grid(mean.shape[1], columns)
-    col = colours(mean.columns)
+    col = {s: style["color"] for s, style in styles(mean.columns).items()}
     for ax, schedule in zip(axes, mean.columns, strict=True):
-        bands = by.apply(stats.bootstrap_ci).loc[schedule]
-        lo, hi = zip(*bands, strict=True)
+        lo, hi = zip(*bands.loc[schedule], strict=True)
         ax.plot(mean.index, mean[best], color="0.6", lw=1, ls="--")
-        ax.fill_between(bands.index, lo, hi, color=col[schedule], alpha=0.3, lw=0)
+        ax.fill_between(bands.loc[schedule].index, lo, hi, color=col[schedule], alpha=0.3, lw=0)
         ax.plot(mean.index, mean[schedule], color=col[schedule], lw=1.5)
         ax.set_title(schedule, fontsize=9)
         ax.grid(alpha=0.3)
@@ -74,23 +76,23 @@ def km_curves(
     rows = -(-len(targets) // columns)
     fig = Figure(figsize=(5 * min(columns, len(targets)), 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, min(columns, len(targets)), squeeze=False).ravel()
-    col = colours(ttt.schedule.unique())
+    style = styles(ttt.schedule.unique())
     for ax, (task, target) in zip(axes, targets.items(), strict=False):
         here = ttt[(ttt.task == task) & (ttt.target == target)]
-        chosen = here.sort_values(["epoch_median", "frac_reached"], ascending=[True, False])
-        for schedule in chosen.schedule.head(top):
+        for schedule in findings.by_speed(here).schedule.head(top):
             g = runs[(runs.task == task) & (runs.schedule == schedule)]
             km = stats.kaplan_meier(*censored_times(g, f"{target:g}", "epoch")).to_dict("series")
             surv = np.r_[1.0, km["survival"]]
             x, y = np.r_[0.0, km["time"], g.epochs.max()], 1 - np.r_[surv, surv[-1]]
-            ax.step(x, y, where="post", color=col[schedule], label=f"{schedule} (n = {len(g)})")
+            label = f"{schedule} (n = {len(g)})"
+            ax.step(x, y, where="post", **style[schedule], label=label)
             if len(km["time"]):
                 ax.fill_between(
                     km["time"].to_numpy(),
                     1 - km["hi"].to_numpy(),
                     1 - km["lo"].to_numpy(),
                     step="post",
-                    color=col[schedule],
+                    color=style[schedule]["color"],
                     alpha=0.12,
                 )
         ax.set(xlabel="epoch", ylabel="fraction of runs", ylim=(-0.02, 1.02))
@@ -112,9 +114,9 @@ def performance_profiles(ratios: dict[str, pd.DataFrame]) -> Figure:
         tau_max = max(2.0, float(finite.max()) * 1.05 if finite.size else 2.0)
         taus = np.geomspace(1, tau_max, 200)
         profile = stats.performance_profile(r, taus)
-        col = colours(r.columns)
+        style = styles(r.columns)
         for s in profile:
-            ax.step(taus, profile[s], where="post", color=col[s], label=s, lw=1.3)
+            ax.step(taus, profile[s], where="post", **style[s], label=s, lw=1.3)
         ax.set(
             xscale="log",
             xlabel="tau (ratio to the best, log scale)",
@@ -129,8 +131,9 @@ def performance_profiles(ratios: dict[str, pd.DataFrame]) -> Figure:
 
 def lr_sensitivity(sens: pd.DataFrame, columns: int = 5) -> Figure:
     """Dev accuracy against lr from the tune runs, one panel per schedule and a line per task,
-    in points below that task's best (so tasks share an axis); the band is 0.5 points."""
-    best = sens.groupby("task").dev_acc_mean.transform("max")
+    in points below the schedule's best on that task (so tasks share an axis); the shaded band
+    is ``ROBUST_POINTS``, as in the robustness table."""
+    best = sens.groupby(["task", "schedule"]).dev_acc_mean.transform("max")
     sens = sens.assign(below=100 * (sens.dev_acc_mean - best))
     schedules = sorted(sens.schedule.unique())
     fig, axes = _grid(len(schedules), columns)
@@ -146,7 +149,7 @@ def lr_sensitivity(sens: pd.DataFrame, columns: int = 5) -> Figure:
         ax.grid(alpha=0.3)
     axes[0].set_ylim(max(-10, sens.below.min() - 0.5), 0.5)
     fig.supxlabel("peak lr (log scale)", fontsize=9)
-    fig.supylabel("dev acc minus the task's best (points)", fontsize=9)
+    fig.supylabel("dev acc minus the schedule's best (points)", fontsize=9)
     fig.legend(
         *axes[0].get_legend_handles_labels(),
         loc="outside upper center",
@@ -184,4 +187,29 @@ def rank_heatmap(ranks: pd.DataFrame) -> Figure:
             )
     fig.colorbar(image, ax=ax, label="rank (1 = best)")
     ax.set_title("rank on mean test accuracy (schedule: mean rank)", fontsize=10)
+    return fig
+
+
+def perf_chart(perf: pd.DataFrame) -> Figure:
+    """Training throughput (run-samples per second) against the number of runs trained at once,
+    one panel per device: the standard PyTorch pattern and the single engine at one run, the
+    batched engine at each R; dashed: the hardware floor's estimate when the file gives one."""
+    devices = list(dict.fromkeys(perf.device))
+    fig = Figure(figsize=(5 * len(devices), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(devices), squeeze=False).ravel()
+    styles = {"standard": ("0.4", "s"), "single": ("tab:blue", "o"), "batched": ("tab:orange", "D")}
+    for ax, device in zip(axes, devices, strict=True):
+        rows = perf[perf.device == device]
+        for method, g in rows.groupby("method", sort=False):
+            colour, marker = styles.get(method, ("tab:green", "^"))
+            g = g.sort_values("runs")
+            ax.plot(g.runs, g.run_samples_per_s, color=colour, marker=marker, label=method)
+        floor = rows.floor_run_samples_per_s.dropna() if "floor_run_samples_per_s" in rows else []
+        if len(floor):
+            ax.axhline(floor.iloc[0], color="0.3", ls="--", lw=1, label="hardware floor (est.)")
+        ax.set(xscale="log", yscale="log", xlabel="runs trained at once (R)",
+               ylabel="run-samples per second", title=f"{device}: {rows.task.iloc[0]}")  # fmt: skip
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
     return fig

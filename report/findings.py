@@ -3,11 +3,12 @@ kind of task, and the reproduction check. Every rule is stated where it is appli
 report prints the rules beside the results.
 
 Verdicts on final accuracy: "best" (highest mean test accuracy), "tied" (Holm-adjusted paired
-Wilcoxon p >= ALPHA against the best), "worse" (p < ALPHA), "n/a" (fewer than two paired seeds).
+Wilcoxon p >= ALPHA against the best), "worse" (p < ALPHA), "n/a" (too few paired seeds for the
+test to separate any schedule from the best: ``separable``).
 On time to target (the task's headline target, in epochs): "best" (smallest Kaplan-Meier
-median; ties go to the larger fraction reached), "tied" (its median is reached and its CI
-overlaps the best's), "worse" (otherwise), "none" (no schedule's median reached the target),
-"n/a" (one seed).
+median; ties go to the larger fraction reached, then the name), "tied" (its median is reached
+and its CI overlaps the best's), "worse" (its CI lies above the best's, or fewer than half its
+runs reached the target), "none" (no schedule's median reached the target), "n/a" (one seed).
 """
 
 import math
@@ -16,32 +17,45 @@ import pandas as pd
 
 from benchmark.tasks import TASKS
 from report import stats
-from report.tables import headline_target
+from report.tables import REACH_QUANTILE, headline_target
 
 OPTIMIZER_FAMILY = {"sgd": "SGD", "adam": "Adam", "adamw": "Adam"}
+TEST = f"two-sided Wilcoxon signed-rank on paired seeds, Holm-corrected, alpha = {stats.ALPHA:g}"
+
+
+def separable(n_pairs: int, comparisons: int) -> bool:
+    """Whether the paired test could reject with this many pairs against Holm's first step."""
+    return stats.smallest_p(n_pairs) * max(1, comparisons) < stats.ALPHA
 
 
 def accuracy_verdicts(paired: pd.DataFrame) -> pd.Series:
+    """Verdicts of one or more tasks' rows of ``tables.paired``."""
+    comparisons = paired.groupby("task").schedule.transform("size") - 1
+
     def verdict(row) -> str:
         if row.schedule == row.best:
             return "best"
-        if row.n_pairs < 2:
+        if not separable(row.n_pairs, comparisons[row.name]):
             return "n/a"
         return "tied" if row.tied else "worse"
 
     return paired.apply(verdict, axis=1)
 
 
-def speed_verdicts(ttt: pd.DataFrame) -> pd.Series:
-    """Verdicts of one task's rows at one target (see the module docstring)."""
-    ranked = ttt.sort_values(
+def by_speed(rows: pd.DataFrame) -> pd.DataFrame:
+    """One task's time-to-target rows at one target, fastest first (the verdicts' order)."""
+    return rows.sort_values(
         ["epoch_median", "frac_reached", "schedule"], ascending=[True, False, True]
     )
-    best = ranked.iloc[0]
+
+
+def speed_verdicts(rows: pd.DataFrame) -> pd.Series:
+    """Verdicts of one task's rows at one target (see the module docstring)."""
+    if rows.n.max() < 2:
+        return pd.Series("n/a", index=rows.index)
+    best = by_speed(rows).iloc[0]
     if math.isinf(best.epoch_median):
-        return pd.Series("none", index=ttt.index)
-    if ttt.n.max() < 2:
-        return pd.Series("n/a", index=ttt.index)
+        return pd.Series("none", index=rows.index)
 
     def verdict(row) -> str:
         if row.name == best.name:
@@ -49,7 +63,7 @@ def speed_verdicts(ttt: pd.DataFrame) -> pd.Series:
         overlap = row.epoch_lo <= best.epoch_hi and best.epoch_lo <= row.epoch_hi
         return "tied" if overlap and math.isfinite(row.epoch_median) else "worse"
 
-    return ttt.apply(verdict, axis=1)
+    return rows.apply(verdict, axis=1)
 
 
 def matrix(paired: pd.DataFrame, ttt: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +75,8 @@ def matrix(paired: pd.DataFrame, ttt: pd.DataFrame) -> pd.DataFrame:
         parts.append(
             rows.assign(speed=speed_verdicts(rows))[["task", "schedule", "target", "speed"]]
         )
-    return acc.merge(pd.concat(parts), on=["task", "schedule"], how="left")
+    out = acc.merge(pd.concat(parts), on=["task", "schedule"], how="left")
+    return out.fillna({"speed": "-"})
 
 
 def _names(items) -> str:
@@ -81,71 +96,73 @@ def task_sentences(
 
     ``derived``: targets the report added (``tables.reachable_targets``), by task."""
     a, p, v = (f[f.task == task] for f in (acc, paired, verdicts))
+    out = _accuracy_sentences(a, p, v) + _speed_sentences(ttt[ttt.task == task], v, derived)
+    diverged = a[a.n_diverged > 0]
+    if len(diverged):
+        runs = (f"{r.schedule} {int(r.n_diverged)} of {int(r.n)}" for r in diverged.itertuples())
+        out.append(f"Diverged runs (counted in every number above): {_names(runs)}.")
+    return out
+
+
+def _accuracy_sentences(a: pd.DataFrame, p: pd.DataFrame, v: pd.DataFrame) -> list[str]:
     best = a.loc[a.acc_mean.idxmax()]
-    n = int(best.n)
-    ci = "no CI: a single seed" if n < 2 else f"95% CI {best.acc_ci_lo:.4f} to {best.acc_ci_hi:.4f}"
+    n, level = int(best.n), f"{100 * stats.LEVEL:g}% CI"
+    ci = "no CI: one run" if n < 2 else f"{level} {best.acc_ci_lo:.4f} to {best.acc_ci_hi:.4f}"
     out = [
         f"{best.schedule} had the highest mean test accuracy, {best.acc_mean:.4f} ({ci}, "
-        f"n = {n} seeds, lr {best.lr:.3g})."
+        f"n = {n} runs, one per seed, lr {best.lr:.3g})."
     ]
-    n_pairs = int(p.n_pairs.max())
-    tied, worse = v[v.accuracy == "tied"].schedule, v[v.accuracy == "worse"].schedule
-    test = "two-sided Wilcoxon signed-rank on paired seeds, Holm-corrected, alpha = 0.05"
-    if n_pairs < 2:
-        out.append("With one seed there is no paired test: no schedule is ranked against another.")
-    else:
-        out.append(
-            f"Tied with it ({test}, n = {n_pairs} pairs): {_names(tied)}. "
-            f"Clearly worse: {_names(worse)}."
-        )
+    n_pairs, comparisons = int(p.n_pairs.max()), len(p) - 1
+    if not separable(n_pairs, comparisons):
         floor = stats.smallest_p(n_pairs)
-        if floor * max(1, len(p) - 1) >= stats.ALPHA:
-            out.append(
-                f"With n = {n_pairs} pairs the smallest p this test can give is "
-                f"{floor:.3g} (before Holm's correction for {len(p) - 1} comparisons), "
-                "so no schedule can be separated from the best at this n; more seeds "
-                "would be needed."
-            )
+        out.append(
+            f"With n = {n_pairs} paired seeds the smallest p the {TEST} test can give is "
+            f"{floor:.3g} before the correction for {comparisons} comparisons, so no schedule "
+            "can be separated from the best at this n: more seeds are needed."
+        )
+        return out
+    tied, worse = v[v.accuracy == "tied"].schedule, v[v.accuracy == "worse"].schedule
+    return [
+        *out,
+        f"Tied with it ({TEST}, n = {n_pairs} pairs): {_names(tied)}. "
+        f"Clearly worse: {_names(worse)}.",
+    ]
+
+
+def _speed_sentences(ttt: pd.DataFrame, v: pd.DataFrame, derived: dict[str, float]) -> list[str]:
+    task = ttt.task.iloc[0]
     target = headline_target(ttt, task)
+    out = []
     if derived.get(task) == target:
-        own = sorted(set(ttt[ttt.task == task].target) - {target})
+        own = sorted(set(ttt.target) - {target})
         out.append(
             f"Fewer than half the runs reached the task's own targets ({_names(map(str, own))}) "
             f"within this budget, so time to target is measured to {target:g}, a target the "
-            "report added (3 in 4 runs reached it at their best)."
+            f"report added: the {100 * REACH_QUANTILE:g}th percentile of the runs' best dev "
+            "accuracy, rounded down to 0.5 points."
         )
-    rows = ttt[(ttt.task == task) & (ttt.target == target)]
-    fastest = rows.sort_values(["epoch_median", "frac_reached"], ascending=[True, False]).iloc[0]
+    rows = ttt[ttt.target == target]
+    fastest = by_speed(rows).iloc[0]
     if math.isinf(fastest.epoch_median):
-        out.append(
-            f"No schedule reached dev accuracy {target:g} in half its runs: "
-            f"{int(rows.n_reached.sum())} of {int(rows.n.sum())} runs reached it."
-        )
-    else:
-        hi = "not reached" if math.isinf(fastest.epoch_hi) else f"{fastest.epoch_hi:.2f}"
-        out.append(
-            f"{fastest.schedule} reached dev accuracy {target:g} fastest: median "
-            f"{fastest.epoch_median:.2f} epochs (95% CI {fastest.epoch_lo:.2f} to {hi}), "
-            f"{int(fastest.n_reached)} of {int(fastest.n)} runs reached it."
-        )
-        speed = v.set_index("schedule").speed
-        out.append(
-            f"Tied with it on speed (the 95% CIs of the medians overlap): "
-            f"{_names(speed.index[speed == 'tied'])}. Clearly slower: "
-            f"{_names(speed.index[speed == 'worse'])}."
-        )
-        slow = rows[rows.frac_reached < 0.5].schedule
-        if len(slow):
-            out.append(f"Fewer than half the runs reached {target:g} with: {_names(slow)}.")
-    diverged = a[a.n_diverged > 0]
-    if len(diverged):
-        out.append(
-            "Diverged runs (counted in every number above): "
-            + _names(
-                f"{r.schedule} {int(r.n_diverged)} of {int(r.n)}" for r in diverged.itertuples()
-            )
-            + "."
-        )
+        reached = f"{int(rows.n_reached.sum())} of {int(rows.n.sum())} runs reached it"
+        return [*out, f"No schedule reached dev accuracy {target:g} in half its runs: {reached}."]
+    hi = "not reached" if math.isinf(fastest.epoch_hi) else f"{fastest.epoch_hi:.2f}"
+    ci = (
+        "no CI: one run"
+        if math.isnan(fastest.epoch_lo)
+        else f"{100 * stats.LEVEL:g}% CI {fastest.epoch_lo:.2f} to {hi}"
+    )
+    out.append(
+        f"{fastest.schedule} reached dev accuracy {target:g} fastest: median "
+        f"{fastest.epoch_median:.2f} epochs ({ci}), "
+        f"{int(fastest.n_reached)} of {int(fastest.n)} runs reached it."
+    )
+    speed = v.set_index("schedule").speed
+    out.append(
+        f"Tied with it on speed (median reached, 95% CIs overlap): "
+        f"{_names(speed.index[speed == 'tied'])}. Slower (CIs apart, or fewer than half the "
+        f"runs reached {target:g}): {_names(speed.index[speed == 'worse'])}."
+    )
     return out
 
 
@@ -162,7 +179,9 @@ def guidance(verdicts: pd.DataFrame) -> list[str]:
     for kind, g in groups.groupby("kind"):
         tasks = sorted(g.task.unique())
         good = g[g.accuracy.isin(["best", "tied"])].groupby("schedule").task.nunique()
-        always = sorted(good[good == len(tasks)].index)
+        always = _names(sorted(good[good == len(tasks)].index))
+        if (g.accuracy == "n/a").any():
+            always = "undetermined (too few seeds for the paired test)"
         fast = g[g.speed.isin(["best", "tied"])].groupby("schedule").task.nunique()
         quick = sorted(fast[fast == len(tasks)].index)
         scope = (
@@ -172,7 +191,7 @@ def guidance(verdicts: pd.DataFrame) -> list[str]:
         )
         out.append(
             f"{kind} ({_names(tasks)}; {scope}): best or tied on final accuracy on every "
-            f"task: {_names(always)}; best or tied on time to target: {_names(quick)}."
+            f"task: {always}; best or tied on time to target: {_names(quick)}."
         )
     return out
 

@@ -65,6 +65,8 @@ def load(folder: Path) -> Results:
             records.append(record)
     if not records:
         raise FileNotFoundError(f"no run records in {folder / 'runs'}")
+    if not any(r["spec"]["phase"] in ("final", "single") for r in records):
+        raise FileNotFoundError(f"no final runs in {folder / 'runs'} yet, only tuning runs")
     keys = {r["key"] for r in records}
     prov = pd.DataFrame([{"key": r["key"], **r["provenance"]} for r in records])
     return Results(
@@ -80,6 +82,24 @@ def load(folder: Path) -> Results:
             if (f := _json(p)) and f.get("key") not in keys
         ],
     )
+
+
+PERF_FIELDS = ("device", "task", "measurements")  # results/SCHEMA.md, "Perf files"
+
+
+def load_perf(folder: Path) -> pd.DataFrame:
+    """Every perf file in ``folder`` (results/perf/<device>.json) as one row per measurement:
+    device, task, steps, method, runs, run_samples_per_s, floor_run_samples_per_s. A file that
+    is not a perf file is skipped with a warning; no folder gives an empty frame."""
+    rows = []
+    for path in sorted(Path(folder).glob("*.json")):
+        perf = _json(path)
+        if not perf or any(f not in perf for f in PERF_FIELDS):
+            warnings.warn(f"skipped {path}: not a perf file", SkippedRecord, stacklevel=2)
+            continue
+        head = {k: perf.get(k) for k in ("device", "task", "steps", "floor_run_samples_per_s")}
+        rows += [head | m for m in perf["measurements"]]
+    return pd.DataFrame(rows)
 
 
 def _read(path: Path) -> tuple[dict | None, str | None]:

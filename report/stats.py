@@ -13,8 +13,8 @@
   Holm-adjusted p is at least ``ALPHA``.
 - ``profile_ratios`` / ``performance_profile``: Dolan and More (2002) profiles across tasks;
   ``mean_ranks`` and ``friedman`` (exploratory: tasks are few and not a random sample).
-- ``robustness``: from the tune runs, the lrs whose mean dev accuracy is within
-  ``ROBUST_POINTS`` of the schedule's best lr.
+- ``robustness``: from the tune runs, the contiguous range of grid lrs around the schedule's
+  best whose mean dev accuracy is within ``ROBUST_POINTS`` of the best.
 """
 
 import math
@@ -66,9 +66,12 @@ def kaplan_meier(times, reached, level: float = LEVEL) -> pd.DataFrame:
     """The survival curve S(t) = P(target not yet reached at t) at each event time.
 
     ``times``: when each run reached the target or, when it did not, when it was censored.
-    Columns: time, at_risk, events, survival, lo, hi (log-log bands; S = 0 gives [0, 0]).
+    Columns: time, at_risk, events, survival, lo, hi (log-log bands). Where S falls to 0 the
+    band is [0, 0] when all n runs having reached by then bounds the median (2^-n below the
+    band's tail, n >= 6 at 95%), else [0, 1]; with fewer than two runs the bands are NaN.
     """
     t, hit = np.asarray(times, dtype=float), np.asarray(reached, dtype=bool)
+    tail = (1 - level) / 2
     z = stats.norm.ppf((1 + level) / 2)
     rows, surv, greenwood = [], 1.0, 0.0
     for time in np.unique(t[hit]):
@@ -76,24 +79,29 @@ def kaplan_meier(times, reached, level: float = LEVEL) -> pd.DataFrame:
         surv *= 1 - events / at_risk
         if events < at_risk:
             greenwood += events / (at_risk * (at_risk - events))
-        if 0 < surv < 1:
+        if len(t) < 2:
+            lo = hi = math.nan
+        elif 0 < surv < 1:
             half = z * math.sqrt(greenwood) / abs(math.log(surv))
             lo, hi = surv ** math.exp(half), surv ** math.exp(-half)
         else:
-            lo = hi = surv
+            lo, hi = 0.0, 0.0 if 0.5 ** len(t) <= tail else 1.0  # S = 0: every run reached
         rows.append((time, at_risk, events, surv, lo, hi))
     frame = pd.DataFrame(rows, columns=["time", "at_risk", "events", "survival", "lo", "hi"])
     return frame.astype({"at_risk": int, "events": int} | dict.fromkeys(frame.columns[3:], float))
 
 
 def km_median(times, reached, level: float = LEVEL) -> tuple[float, float, float]:
-    """Median time to target and its CI; inf where the curve or a band never falls to 0.5."""
+    """Median time to target and its CI; inf where the curve or a band never falls to 0.5
+    (NaN bounds with fewer than two runs)."""
     km = kaplan_meier(times, reached, level)
 
     def first_below(col: str) -> float:
         below = km.time[km[col] <= 0.5]
         return float(below.iloc[0]) if len(below) else math.inf
 
+    if len(np.asarray(times)) < 2:
+        return first_below("survival"), math.nan, math.nan
     return first_below("survival"), first_below("lo"), first_below("hi")
 
 
@@ -199,24 +207,28 @@ def mean_ranks(scores: pd.DataFrame) -> pd.Series:
     return ranks.mean().sort_values()
 
 
-def friedman(scores: pd.DataFrame) -> tuple[float, float] | None:
-    """Friedman chi-square and p with tasks as blocks; None below 3 schedules or 2 tasks."""
+def friedman(scores: pd.DataFrame) -> tuple[float, float, int, int] | None:
+    """Friedman chi-square, p, schedules and tasks (blocks) used: those run on every task;
+    None below 3 schedules or 2 tasks."""
     complete = scores.dropna(axis=1)
     if complete.shape[1] < 3 or complete.shape[0] < 2:
         return None
     res = stats.friedmanchisquare(*(complete[c].to_numpy() for c in complete))
-    return float(res.statistic), float(res.pvalue)
+    return float(res.statistic), float(res.pvalue), complete.shape[1], complete.shape[0]
 
 
 def robustness(sensitivity: pd.DataFrame) -> pd.DataFrame:
     """Per task x schedule from (task, schedule, lr, dev_acc_mean): best_lr, best_dev_acc,
-    lr_from .. lr_to (the grid lrs within ``ROBUST_POINTS`` of the best), width (lr_to / lr_from),
+    lr_from .. lr_to (the contiguous grid lrs within ``ROBUST_POINTS`` of the best), width
+    (lr_to / lr_from),
     n_lrs (grid points) and at_grid_edge (the best lr is the grid's smallest or largest)."""
     rows = []
     for (task, schedule), g in sensitivity.groupby(["task", "schedule"], sort=False):
         g = g.sort_values("lr")
         best = g.loc[g.dev_acc_mean.idxmax()]
-        near = g[g.dev_acc_mean >= best.dev_acc_mean - ROBUST_POINTS - 1e-12].lr
+        good = (g.dev_acc_mean >= best.dev_acc_mean - ROBUST_POINTS - 1e-12).to_numpy()
+        run = np.cumsum(~good)  # the contiguous run of good lrs around the best one
+        near = g.lr[(run == run[g.index.get_loc(best.name)]) & good]
         rows.append(
             {
                 "task": task,

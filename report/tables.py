@@ -1,9 +1,10 @@
 """The cited tables: each a DataFrame with a stable ID, a caption that carries its n and the
 environment, and CSV / LaTeX / Markdown files.
 
-A table's ID is a hash of its definition (name, columns, the statistics' constants) and of the
-sorted keys of the runs it summarises: the same runs summarised the same way keep their ID on
-any machine and any day; one more run, or a changed statistic, gives a new ID.
+A table's ID is a hash of its definition (name, columns, the statistics' constants), of the
+sorted keys of the runs it summarises and of its numbers: the same table regenerated from the
+same records keeps its ID on any machine and any day; one more run, a changed statistic, or a
+rerun whose numbers differ in any digit gives a new ID.
 """
 
 import hashlib
@@ -54,7 +55,8 @@ class Table:
             stats.ROBUST_POINTS,
         )
         definition = f"{self.name}|{list(self.frame.columns)}|{constants}|"
-        digest = hashlib.sha256((definition + ",".join(sorted(self.keys))).encode())
+        numbers = self.frame.to_csv(index=False)  # the same runs elsewhere may differ in bits
+        digest = hashlib.sha256((definition + ",".join(sorted(self.keys)) + numbers).encode())
         self.id = f"T-{digest.hexdigest()[:8]}"
 
     @property
@@ -96,9 +98,19 @@ class Table:
         paths = [folder / f"{self.name}.{ext}" for ext in ("csv", "md", "tex")]
         self.frame.to_csv(paths[0], index=False)
         paths[1].write_text(f"{self.caption}\n\n{markdown(shown)}")
-        latex = shown.to_latex(index=False, caption=self.caption, label=self.id, na_rep="--")
+        latex = shown.to_latex(
+            index=False, caption=latex_escape(self.caption), label=self.id, na_rep="--", escape=True
+        )
         paths[2].write_text(latex)
         return paths
+
+
+def latex_escape(text: str) -> str:
+    """Text for a LaTeX caption: the characters LaTeX treats as commands, escaped."""
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+               "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+               "^": r"\textasciicircum{}"}  # fmt: skip
+    return "".join(special.get(c, c) for c in text)
 
 
 def environment(results: Results, keys) -> str:
@@ -136,8 +148,9 @@ def reachable_targets(results: Results) -> Results:
         easiest = results.targets(task)[0]
         if g[f"reached_{easiest}"].fillna(False).mean() >= 0.5:
             continue
-        target = math.floor(g.val_acc_best.quantile(REACH_QUANTILE) / 0.005) * 0.005
-        key, derived[task] = f"{target:g}", round(target, 4)
+        best = g.val_acc_best.quantile(REACH_QUANTILE, interpolation="lower")  # an actual run's
+        target = round(math.floor(round(best / 0.005, 6)) * 0.005, 4)
+        key, derived[task] = f"{target:g}", target
         curves = results.curves[results.curves.task == task]
         hits = {k: metrics.time_to_target(c.to_dict("records"), [target])[key]
                 for k, c in curves.groupby("key")}  # fmt: skip
@@ -162,7 +175,7 @@ def accuracy(final: pd.DataFrame) -> pd.DataFrame:
             {
                 "task": task,
                 "schedule": schedule,
-                "lr": g.lr.iloc[0],
+                "lr": g.lr.iloc[0] if g.lr.nunique() == 1 else math.nan,  # one lr per cell
                 "n": acc["n"],
                 "n_diverged": int((g.status == "diverged").sum()),
                 **{f"acc_{k}": v for k, v in acc.items() if k != "n"},
@@ -176,17 +189,12 @@ def accuracy(final: pd.DataFrame) -> pd.DataFrame:
 
 
 def censored_times(runs: pd.DataFrame, target: str, unit: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each run's time to ``target`` in ``unit`` and whether it reached it; a run that did not
-    is censored at the end of its budget (for seconds: its training time scaled to the budget).
-    """
+    """Each run's time to ``target`` in ``unit`` and whether it reached it. A run that did not
+    (its budget ran out, or it diverged) never will: it is censored at infinity, so it stays at
+    risk at every time another run reached the target, and its own time is never imputed."""
     reached = runs[f"reached_{target}"].fillna(False).to_numpy(dtype=bool)
-    budget = {
-        "step": runs.total_steps,
-        "epoch": runs.epochs,
-        "wall_s": runs.train_s * runs.total_steps / runs.steps_done.clip(lower=1),
-    }
-    hit = runs[f"ttt_{target}_{unit}"].astype(float)
-    return np.where(reached, hit, budget[unit].astype(float)), reached
+    hit = runs[f"ttt_{target}_{unit}"].astype(float).to_numpy()
+    return np.where(reached, hit, math.inf), reached
 
 
 def time_to_target(results: Results) -> pd.DataFrame:

@@ -55,6 +55,13 @@ def test_km_median_by_hand():
     assert stats.km_median([1, 2, 2, 3, 4], [1, 1, 0, 1, 0])[0] == 3
     # 2 of 5 reached: S never falls to 0.5 -> not reached (inf), never imputed
     assert stats.km_median([1, 2, 9, 9, 9], [1, 1, 0, 0, 0])[0] == math.inf
+    # every run at the same time: 6 runs bound the median (2^-6 < 0.025), 5 do not
+    assert stats.km_median([3] * 6, [1] * 6) == (3, 3, 3)
+    assert stats.km_median([3] * 5, [1] * 5) == (3, 3, math.inf)
+    one = stats.km_median([3], [1])
+    assert one[0] == 3
+    assert math.isnan(one[1])
+    assert math.isnan(one[2])
     med, lo, hi = stats.km_median([1, 2, 3, 4, 5, 6, 7, 8], [1] * 8)
     assert lo <= med <= hi
     assert med == 4
@@ -127,7 +134,8 @@ def test_mean_ranks_and_friedman():
     ranks = stats.mean_ranks(scores)
     assert ranks["a"] == pytest.approx((1 + 1.5 + 2) / 3)
     assert ranks["c"] == pytest.approx((3 + 3 + 1) / 3)
-    chi2, p = stats.friedman(scores)
+    chi2, p, k, n = stats.friedman(scores)
+    assert (k, n) == (3, 3)
     ref = sps.friedmanchisquare(scores.a, scores.b, scores.c)
     assert (chi2, p) == pytest.approx((ref.statistic, ref.pvalue))
     assert stats.friedman(scores[["a", "b"]]) is None
@@ -148,6 +156,8 @@ def test_robustness_width_and_grid_edge():
     assert row.lr_to == 0.1
     assert row.width == pytest.approx(0.1 / 0.03)
     assert not row.at_grid_edge
+    dip = stats.robustness(sens.assign(dev_acc_mean=[0.953, 0.90, 0.955, 0.93])).iloc[0]
+    assert dip.lr_from == dip.lr_to == 0.1  # 0.01 is as good but not contiguous with 0.1
     edge = stats.robustness(sens.assign(dev_acc_mean=[0.96, 0.95, 0.9, 0.8])).iloc[0]
     assert edge.at_grid_edge
     assert edge.best_lr == 0.01

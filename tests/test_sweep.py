@@ -55,7 +55,7 @@ def options(results: Path, **kwargs) -> sweep.Options:
 # ------------------------------------------------------------------------------ sweep files
 
 
-@pytest.mark.parametrize(("name", "tune", "final"), [("smoke", 8, 8), ("quick", 102, 340)])
+@pytest.mark.parametrize(("name", "tune", "final"), [("smoke", 8, 8), ("quick", 170, 340)])
 def test_shipped_sweeps_expand(name, tune, final):
     s = protocol.load(name)
     specs = s.tune_specs({t: tasks.get_task(t).lr for t in s.tasks})
