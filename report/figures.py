@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from benchmark.gallery import gallery_figure
 from report import findings, stats
@@ -145,6 +146,7 @@ def lr_sensitivity(sens: pd.DataFrame, columns: int = 5) -> Figure:
             g = sens[(sens.schedule == schedule) & (sens.task == task)].sort_values("lr")
             ax.plot(g.lr, g.below, marker=markers.get(task, "o"), ms=3, lw=1, label=task)
         ax.set(xscale="log", title=schedule)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
     axes[0].set_ylim(max(-10, sens.below.min() - 0.5), 0.5)

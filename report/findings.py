@@ -173,27 +173,30 @@ def kind_of(task: str) -> tuple[str, str]:
 
 
 def guidance(verdicts: pd.DataFrame) -> list[str]:
-    """Per kind of task: the schedules that were best or tied on every task of that kind."""
-    out = []
-    groups = verdicts.assign(kind=[" with ".join(filter(None, kind_of(t))) for t in verdicts.task])
-    for kind, g in groups.groupby("kind"):
-        tasks = sorted(g.task.unique())
-        good = g[g.accuracy.isin(["best", "tied"])].groupby("schedule").task.nunique()
-        always = _names(sorted(good[good == len(tasks)].index))
-        if (g.accuracy == "n/a").any():
-            always = "undetermined (too few seeds for the paired test)"
-        fast = g[g.speed.isin(["best", "tied"])].groupby("schedule").task.nunique()
-        quick = sorted(fast[fast == len(tasks)].index)
-        scope = (
-            f"{len(tasks)} tasks"
-            if len(tasks) > 1
-            else "one task, so this describes that task, not the kind"
-        )
-        out.append(
-            f"{kind} ({_names(tasks)}; {scope}): best or tied on final accuracy on every "
-            f"task: {always}; best or tied on time to target: {_names(quick)}."
-        )
-    return out
+    """The schedules best or tied on every task, overall and per kind of task."""
+    kinds = [" with ".join(filter(None, kind_of(t))) for t in verdicts.task]
+    groups = [("On every task", verdicts)] if verdicts.task.nunique() > 1 else []
+    groups += list(verdicts.assign(kind=kinds).groupby("kind"))
+    return [_always_good(name, g) for name, g in groups]
+
+
+def _always_good(name: str, g: pd.DataFrame) -> str:
+    tasks = sorted(g.task.unique())
+
+    def always(column: str) -> str:
+        good = g[g[column].isin(["best", "tied"])].groupby("schedule").task.nunique()
+        return _names(sorted(good[good == len(tasks)].index))
+
+    accuracy = always("accuracy")
+    if (g.accuracy == "n/a").any():
+        accuracy = "undetermined (too few seeds for the paired test)"
+    scope = (
+        f"{len(tasks)} tasks" if len(tasks) > 1 else "one task: a finding about it, not the kind"
+    )
+    return (
+        f"{name} ({_names(tasks)}; {scope}): best or tied on final accuracy: {accuracy}; "
+        f"best or tied on time to target: {always('speed')}."
+    )
 
 
 def reproduction(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:

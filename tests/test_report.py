@@ -157,6 +157,9 @@ def test_answer_carries_numbers_and_verdicts(report):
         assert "n = 8 runs" in text, task
     assert "Diverged runs" in " ".join(context["answer"]["smnist_gru"])
     assert any("one task" in g for g in context["guidance"])
+    assert context["guidance"][0].startswith(
+        "On every task (mnist_logreg, mnist_mlp_adam, smnist_gru"
+    )
 
 
 def test_pdf_has_pages_and_its_first_page_renders(report, tmp_path):
