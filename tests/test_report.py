@@ -349,3 +349,16 @@ def test_tuning_runs_only_and_odd_failed_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "no final runs" in err
+
+
+def test_readme_cites_the_reference_tables_as_they_are():
+    """The README's Results section quotes table IDs of results/reference/quick; they change
+    when the records, the statistics or a table's definition do, so the README must follow."""
+    reference = TESTS.parent / "results" / "reference" / "quick"
+    readme = (TESTS.parent / "README.md").read_text()
+    cited = set(re.findall(r"T-[0-9a-f]{8}", readme))
+    ids = {t.id for t in build(load(reference))["tables"].values()}
+    assert cited
+    assert cited <= ids, f"README cites {sorted(cited - ids)}; the reference gives {sorted(ids)}"
+    committed = (reference / "report" / "index.html").read_text()
+    assert cited <= set(re.findall(r"T-[0-9a-f]{8}", committed))  # the committed report too
