@@ -34,9 +34,9 @@ TITLES = {  # each cited table's title, shown in its caption after its ID
     "Kaplan-Meier median (95% CI) in steps, epochs and training seconds; n.r.: not reached "
     "(inf in the CSV)",
     "ranks": "Rank of each schedule on mean test accuracy per task (1 = best) and its mean rank",
-    "robustness": "LR robustness from the tune runs: the best grid lr, and the lrs whose mean "
-    f"dev accuracy is within {100 * stats.ROBUST_POINTS:g} points of it "
-    "(width = lr_to / lr_from)",
+    "robustness": "LR robustness from the tune runs: the best grid lr, and the contiguous range "
+    f"of grid lrs around it whose mean dev accuracy is within {100 * stats.ROBUST_POINTS:g} "
+    "points of it (width = lr_to / lr_from)",
     "lr_sensitivity": "Dev accuracy at the end of the budget against lr, mean over tuning seeds",
     "reproduction": "Reproduction check: test accuracy of both result sets; agree when the 95% "
     "CIs overlap",

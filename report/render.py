@@ -54,7 +54,8 @@ def html(context: dict) -> str:
 
 
 def write(context: dict, folder: Path) -> dict[str, Path]:
-    """index.html, report.pdf and tables/<name>.csv|.md|.tex in ``folder``; their paths."""
+    """index.html, report.pdf, and tables/<ID>.csv|.md|.tex with an index.md naming them, in
+    ``folder`` (tables of an earlier report are removed: their IDs are not this one's)."""
     from weasyprint import HTML  # imported here: it takes ~1 s and only printing needs it
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,8 +64,15 @@ def write(context: dict, folder: Path) -> dict[str, Path]:
         "pdf": folder / "report.pdf",
         "tables": folder / "tables",
     }
+    for old in paths["tables"].glob("T-*.*"):
+        old.unlink()
+    index = ["| table | name | title | runs |", "|---|---|---|---|"]
     for table in context["tables"].values():
         table.write(paths["tables"])
+        index.append(
+            f"| [{table.id}]({table.id}.md) | {table.name} | {table.title} | {len(table.keys)} |"
+        )
+    (paths["tables"] / "index.md").write_text("\n".join(index) + "\n")
     text = html(context)
     paths["html"].write_text(text)
     HTML(string=text, base_url=str(folder)).write_pdf(paths["pdf"])

@@ -92,10 +92,10 @@ class Table:
         return out
 
     def write(self, folder: Path) -> list[Path]:
-        """tables/<name>.csv (full precision), .md and .tex (rounded for reading)."""
+        """tables/<ID>.csv (full precision), .md and .tex (rounded for reading)."""
         folder.mkdir(parents=True, exist_ok=True)
         shown = self.frame.round(4)
-        paths = [folder / f"{self.name}.{ext}" for ext in ("csv", "md", "tex")]
+        paths = [folder / f"{self.id}.{ext}" for ext in ("csv", "md", "tex")]
         self.frame.to_csv(paths[0], index=False)
         paths[1].write_text(f"{self.caption}\n\n{markdown(shown)}")
         latex = shown.to_latex(

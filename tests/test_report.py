@@ -91,7 +91,11 @@ def test_every_section_table_and_figure_is_present(report):
         assert f"n = {len(table.keys)} runs" in table.caption
         assert "environment: device" in table.caption
         for ext in ("csv", "md", "tex"):
-            assert (paths["html"].parent / "tables" / f"{table.name}.{ext}").stat().st_size > 0
+            assert (paths["tables"] / f"{table.id}.{ext}").stat().st_size > 0
+        assert (
+            f"[{table.id}]({table.id}.md) | {table.name} |"
+            in (paths["tables"] / "index.md").read_text()
+        )
     assert (
         text.count("<img ") == 1 + 3 + 1 + 1 + 1 + 1
     )  # gallery, curves x3, km, ranks, profiles, lr
@@ -103,7 +107,7 @@ def test_every_section_table_and_figure_is_present(report):
 def test_tables_round_trip_through_csv(report):
     _, context, paths = report
     for table in context["tables"].values():
-        back = pd.read_csv(paths["html"].parent / "tables" / f"{table.name}.csv")
+        back = pd.read_csv(paths["tables"] / f"{table.id}.csv")
         expect = table.frame.reset_index(drop=True)
         assert list(back.columns) == list(expect.columns)
         for col in expect:
