@@ -11,6 +11,7 @@ import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from report import figures, findings, stats, tables
 from report.load import Results
 from report.tables import Table
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 TITLES = {  # each cited table's title, shown in its caption after its ID
     "recommendation": "Verdict per task and schedule on final test accuracy and on time to the "
     "task's headline target",
@@ -219,7 +221,7 @@ def _meta(results: Results, final: pd.DataFrame, env: str) -> dict:
     return {
         "sweep": sweep.get("name", results.folder.name),
         "description": sweep.get("description", ""),
-        "folder": str(results.folder),
+        "folder": _shown(results.folder),
         "n_runs": len(results.runs),
         "n_final": len(final),
         "n_tune": len(results.tune),
@@ -231,6 +233,14 @@ def _meta(results: Results, final: pd.DataFrame, env: str) -> dict:
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "protocol": "\n".join(f"{k} = {json.dumps(v)}" for k, v in sweep.items()),
     }
+
+
+def _shown(folder: Path) -> str:
+    """A folder inside this repository relative to it (a committed report names no machine)."""
+    try:
+        return str(folder.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(folder)
 
 
 def _provenance(results: Results) -> list[tuple[str, str]]:
