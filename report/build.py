@@ -85,7 +85,7 @@ def build(results: Results, other: Results | None = None, perf: pd.DataFrame | N
     progress.update()
 
     curves = results.curves[results.curves.key.isin(final.key)]
-    targets = {t: tables.headline_target(ttt.frame, t) for t in tasks}
+    targets = verdicts.groupby("task").target.first().to_dict()  # each task's headline target
     across = _across_tasks(final, ttt.frame)
     plots = {
         "curves": [
@@ -180,7 +180,8 @@ def _across_tasks(final: pd.DataFrame, ttt: pd.DataFrame) -> dict:
     Friedman test on mean test accuracy with tasks as blocks."""
     time = ttt.pivot_table(index=["task", "target"], columns="schedule", values="epoch_median")
     time = time[np.isfinite(time).any(axis=1)]  # a target no schedule reached compares nothing
-    error = 1 - tables.scores(final)
+    scores = tables.scores(final)
+    error = 1 - scores
     ratios = {
         "time to target (KM median epochs)": stats.profile_ratios(time),
         "final test error (mean)": stats.profile_ratios(error),
@@ -194,7 +195,7 @@ def _across_tasks(final: pd.DataFrame, ttt: pd.DataFrame) -> dict:
     return {
         "ratios": ratios,
         "caption": caption,
-        "friedman": stats.friedman(tables.scores(final)),
+        "friedman": stats.friedman(scores),
     }
 
 
@@ -222,7 +223,6 @@ def _meta(results: Results, final: pd.DataFrame, env: str) -> dict:
         "sweep": sweep.get("name", results.folder.name),
         "description": sweep.get("description", ""),
         "folder": _shown(results.folder),
-        "n_runs": len(results.runs),
         "n_final": len(final),
         "n_tune": len(results.tune),
         "tasks": sorted(final.task.unique()),

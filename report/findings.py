@@ -131,7 +131,7 @@ def _accuracy_sentences(a: pd.DataFrame, p: pd.DataFrame, v: pd.DataFrame) -> li
 
 def _speed_sentences(ttt: pd.DataFrame, v: pd.DataFrame, derived: dict[str, float]) -> list[str]:
     task = ttt.task.iloc[0]
-    target = headline_target(ttt, task)
+    target = v.target.dropna().iloc[0]  # the headline target ``matrix`` chose
     out = []
     if derived.get(task) == target:
         own = sorted(set(ttt.target) - {target})

@@ -12,7 +12,7 @@
   improvement P(X > Y) with a paired bootstrap CI. A schedule is tied with the best when its
   Holm-adjusted p is at least ``ALPHA``.
 - ``profile_ratios`` / ``performance_profile``: Dolan and More (2002) profiles across tasks;
-  ``mean_ranks`` and ``friedman`` (exploratory: tasks are few and not a random sample).
+  ``ranks`` and ``friedman`` (exploratory: tasks are few and not a random sample).
 - ``robustness``: from the tune runs, the contiguous range of grid lrs around the schedule's
   best whose mean dev accuracy is within ``ROBUST_POINTS`` of the best.
 """
@@ -201,10 +201,9 @@ def performance_profile(ratios: pd.DataFrame, taus) -> pd.DataFrame:
     )
 
 
-def mean_ranks(scores: pd.DataFrame) -> pd.Series:
-    """Mean rank of each column across rows (tasks), 1 = the highest score; ties averaged."""
-    ranks = scores.rank(axis=1, ascending=False, method="average")
-    return ranks.mean().sort_values()
+def ranks(scores: pd.DataFrame) -> pd.DataFrame:
+    """Each column's rank within each row (task), 1 = the highest score; ties averaged."""
+    return scores.rank(axis=1, ascending=False, method="average")
 
 
 def friedman(scores: pd.DataFrame) -> tuple[float, float, int, int] | None:

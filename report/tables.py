@@ -43,7 +43,6 @@ class Table:
     frame: pd.DataFrame
     keys: list[str]  # the runs it summarises
     environment: str
-    note: str = ""
     id: str = field(init=False)
 
     def __post_init__(self):
@@ -61,10 +60,7 @@ class Table:
 
     @property
     def caption(self) -> str:
-        note = f" {self.note}" if self.note else ""
-        return (
-            f"Table {self.id}: {self.title}. n = {len(self.keys)} runs;{note} {self.environment}."
-        )
+        return f"Table {self.id}: {self.title}. n = {len(self.keys)} runs; {self.environment}."
 
     @property
     def columns(self) -> list[str]:
@@ -229,10 +225,10 @@ def scores(final: pd.DataFrame) -> pd.DataFrame:
 
 def ranks(final: pd.DataFrame) -> pd.DataFrame:
     """Each schedule's rank on mean test accuracy per task (1 = best) and its mean rank."""
-    s = scores(final)
-    frame = s.rank(axis=1, ascending=False).T
+    by_task = stats.ranks(scores(final))
+    frame = by_task.T
     frame.columns = [f"rank_{t}" for t in frame.columns]
-    frame["mean_rank"] = stats.mean_ranks(s)
+    frame["mean_rank"] = by_task.mean()
     return frame.sort_values("mean_rank").rename_axis("schedule").reset_index()
 
 
