@@ -187,8 +187,9 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("--out", metavar="FILE.json", help="write the run record here")
 
     def run(args: argparse.Namespace) -> None:
-        from benchmark import store
-        from benchmark.train import resolve_device, train
+        from benchmark import record
+        from benchmark.semantics import resolve_device
+        from benchmark.train import train
 
         out = output_file("--out", args.out, ".json")
         spec = run_spec(
@@ -196,10 +197,10 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
             evals_per_epoch=args.evals_per_epoch, early_stopping=args.early_stopping,
             precision=args.precision,
         )  # fmt: skip
-        record = train(spec, device=resolve_device(args.device), root=args.root, progress=True)
-        print(summary(record))
+        result = train(spec, device=resolve_device(args.device), root=args.root, progress=True)
+        print(summary(result))
         if out:
-            store.write_record(out, record)
+            record.write(out, result)
             print(f"record: {out}")
 
     return run
@@ -243,8 +244,8 @@ def lr_find_command(parser: argparse.ArgumentParser) -> Run:
     def run(args: argparse.Namespace) -> None:
         from benchmark import data
         from benchmark.lr_find import check_range, lr_range_test
+        from benchmark.semantics import resolve_device
         from benchmark.tasks import get_task
-        from benchmark.train import resolve_device
 
         plot = output_file("--plot", args.plot, ".png")
         check_range(args.start, args.end, args.steps)
@@ -344,15 +345,15 @@ def tables_command(parser: argparse.ArgumentParser) -> Run:
     parser.add_argument("results", metavar="DIR", help="a results folder (with runs/)")
 
     def run(args: argparse.Namespace) -> None:
-        from benchmark import tables
+        from benchmark import tidy
 
         runs = Path(args.results) / "runs"
         if not runs.is_dir():
             raise InputError(f"{args.results}: no runs/ folder")
-        records, bad = tables.read_records(runs)
+        records, bad = tidy.read_records(runs)
         for path in bad:
             print(f"skipped {path}: truncated or not a run record", file=sys.stderr)
-        for path in tables.write_tables(Path(args.results), records):
+        for path in tidy.write_tables(Path(args.results), records):
             print(path)
 
     return run

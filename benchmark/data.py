@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmark import idx, sources
+from benchmark.atomic import fsync_dir, write_atomic
 from benchmark.errors import InputError, unknown_name
 from benchmark.faults import fault_point
 
@@ -223,7 +224,7 @@ def _install(dataset: Dataset, staging: Path, raw: Path, source: str) -> None:
         (staging / f.name).replace(raw / f.name)
         if i == 1:
             fault_point("install")
-    idx.fsync_dir(raw)
+    fsync_dir(raw)
     _write_marker(dataset, raw, source)
 
 
@@ -232,7 +233,7 @@ def _elapsed(t0: float) -> str:
 
 
 def _write_marker(dataset: Dataset, raw: Path, source: str) -> None:
-    idx.write_atomic(raw / MARKER, json.dumps(_marker(dataset, raw, source)).encode())
+    write_atomic(raw / MARKER, json.dumps(_marker(dataset, raw, source)).encode())
 
 
 def _use_present(dataset: Dataset, root: Path, log: Callable[[str], None]) -> None:

@@ -1,22 +1,13 @@
-"""The IDX file format of MNIST-family datasets, for unsigned-byte arrays, and atomic writes.
+"""The IDX file format of MNIST-family datasets, for unsigned-byte arrays.
 
 An IDX file is a 4-byte magic number (0, 0, type 0x08 = unsigned byte, number of dimensions),
 one big-endian uint32 per dimension, then the payload in C order. Format:
 http://yann.lecun.com/exdb/mnist/ (section "the IDX file format").
 """
 
-import os
-import socket
-from pathlib import Path
-
 import numpy as np
 
-from benchmark.faults import fault_point
-
 UBYTE = 0x08
-
-
-HOST = socket.gethostname().replace(".", "_")  # in temporary names: no dots, one field
 
 
 def header_size(ndim: int) -> int:
@@ -46,32 +37,3 @@ def decode(data: bytes) -> np.ndarray:
     if len(data) != expected:
         raise ValueError(f"{len(data)} bytes, expected {expected} for shape {shape}")
     return np.frombuffer(data, np.uint8, offset=header_size(ndim)).reshape(shape)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
-
-    The bytes go to a temporary file in the same folder, are flushed and fsynced, and the
-    file is renamed into place (atomic on POSIX); the folder is fsynced so the rename lasts.
-    """
-    # host and pid in the name: a sweep can tell a dead writer's leftover (store.py)
-    tmp = path.with_name(f".{path.name}.{HOST}-{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        fault_point("write")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make renames into ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -18,9 +18,9 @@ from torch.nn.functional import cross_entropy
 from benchmark import data, optim
 from benchmark.errors import InputError
 from benchmark.params import need
+from benchmark.semantics import DataOrder, batch_rows, build_model, prepare
 from benchmark.spec import RunSpec
 from benchmark.tasks import get_task
-from benchmark.train import Scaler, build_model, restrict, seeds
 
 SMOOTHING = 0.98  # weight of the past in the loss's moving average (fastai's default)
 
@@ -63,20 +63,18 @@ def lr_range_test(
 ) -> RangeTest:
     """Run the range test for ``spec``'s task, optimizer settings, batch size and seed."""
     check_range(start, end, steps)
-    train = restrict(spec, splits).train
-    scale = Scaler(train.images)
+    examples = prepare(spec, splits)
     model = build_model(get_task(spec.task).model, spec.seed, device)
     opt = optim.build(spec.optimizer, model.parameters(), start, spec.optimizer_params)
-    order_gen = torch.Generator().manual_seed(seeds(spec.seed)[1])
-    n, batch = len(train.labels), spec.batch_size
-    order, lrs, losses, smoothed, average = None, [], [], [], 0.0
+    cycles = optim.get_optimizer(spec.optimizer).cycles
+    budget, order = spec.budget(), DataOrder(spec.seed, examples.n)  # the runs' data order
+    lrs, losses, smoothed, average = [], [], [], 0.0
     for k, lr in enumerate(start * (end / start) ** (np.arange(steps) / (steps - 1))):
-        i = k % -(-n // batch)  # the batch within the epoch
-        if i == 0:
-            order = torch.randperm(n, generator=order_gen).to(device)
-        rows = order[i * batch : (i + 1) * batch]
-        optim.set_hyper(opt, float(lr), None)
-        loss = cross_entropy(model(scale(train.images[rows])), train.labels[rows])
+        if k % budget.steps_per_epoch == 0:
+            epoch = order.epoch().to(device)
+        rows = batch_rows(epoch, k, budget, spec.batch_size)
+        optim.set_hyper(opt, cycles, float(lr), None)
+        loss = cross_entropy(model(examples.train_x[rows]), examples.train_y[rows])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

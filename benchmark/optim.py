@@ -1,21 +1,22 @@
-"""Optimizers: ``OPTIMIZERS`` maps a name to its torch.optim builder and schedule-free twin.
+"""Optimizers: ``OPTIMIZERS`` maps a name to its settings, its family and how it is built.
 
-An entry is a function ``build(params, lr, *, schedule_free, warmup_steps, **settings)``; its
-other keyword-only parameters, with their annotations, are the settings users may change
-(``--set optimizer.KEY=VALUE``) and are type-checked by ``benchmark.params``. With
-``schedule_free`` it builds the ``schedulefree`` optimizer of the same family instead (SGD ->
-SGDScheduleFree, Adam / AdamW -> AdamWScheduleFree), with the same settings.
+An entry is one function registered with ``@optimizer(name, family=..., cycles=...)``. Its
+keyword-only parameters, with their annotations and defaults, are the settings users may
+change (``--set optimizer.KEY=VALUE``; types checked by ``benchmark.params``); it checks their
+values and returns a ``Recipe``: the ``torch.optim`` class (``module:Class``) and its keyword
+arguments, and the same for its ``schedulefree`` twin, used under the ``schedule_free``
+schedule. ``cycles`` names what a schedule's momentum sets: ``"momentum"`` (SGD) or
+``"beta1"`` (Adam), as PyTorch's OneCycleLR and CyclicLR do; ``family`` is how the report
+groups tasks. The batched engine runs a class for which ``benchmark.vectorised.STEPS`` has a
+vectorised step; the single engine runs any.
 
-``set_hyper`` is how the engine applies a schedule: the lr, and the momentum (SGD) or beta1
-(Adam) when the schedule cycles it, as PyTorch's OneCycleLR and CyclicLR do.
+No torch at import: settings are checked without it, so bad input is answered at once.
 """
 
-import inspect
+import importlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
-
-import torch
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from benchmark.errors import InputError, unknown_name
 from benchmark.params import check, keyword_params, need
@@ -23,33 +24,51 @@ from benchmark.params import check, keyword_params, need
 # SGDScheduleFree needs momentum in (0, 1): it is the method's interpolation weight beta, and
 # 0.9 is its authors' default (Defazio et al. 2024). Used when a task's SGD has no momentum.
 SCHEDULE_FREE_MOMENTUM = 0.9
-# settings the engine passes itself, never user settings
-_ENGINE_ARGS = ("schedule_free", "warmup_steps")
+CYCLES = ("momentum", "beta1")
+
+
+class Recipe(NamedTuple):
+    """How to build an optimizer: ``module:Class`` and keyword arguments besides ``lr``."""
+
+    cls: str
+    kwargs: dict
+    schedule_free: tuple[str, dict] | None = None  # the twin's class and arguments
+
+    def pick(self, schedule_free: bool) -> tuple[str, dict]:
+        return self.schedule_free if schedule_free else (self.cls, self.kwargs)
 
 
 @dataclass(frozen=True)
 class Optimizer:
     name: str
-    build: Callable[..., torch.optim.Optimizer]
+    family: str  # "SGD" or "Adam": the report groups tasks by it
+    cycles: str  # what a cycled momentum sets: "momentum" or "beta1"
+    recipe: Callable[..., Recipe] = field(repr=False)
 
     @property
     def params(self):
-        return {k: p for k, p in keyword_params(self.build).items() if k not in _ENGINE_ARGS}
+        return keyword_params(self.recipe)
 
     @property
     def defaults(self) -> dict[str, Any]:
         return {k: p.default for k, p in self.params.items()}
 
+    @property
+    def summary(self) -> str:
+        return (self.recipe.__doc__ or "").strip().splitlines()[0]
+
 
 OPTIMIZERS: dict[str, Optimizer] = {}
 
 
-def optimizer(name: str):
-    """Register ``build(params, lr, *, schedule_free, warmup_steps, **settings)`` as ``name``."""
+def optimizer(name: str, *, family: str, cycles: str):
+    """Register ``recipe(*, **settings) -> Recipe`` as the optimizer ``name``."""
+    if cycles not in CYCLES:
+        raise ValueError(f"optimizer {name}: cycles must be one of {CYCLES}")
 
-    def register(build):
-        OPTIMIZERS[name] = Optimizer(name, build)
-        return build
+    def register(recipe):
+        OPTIMIZERS[name] = Optimizer(name, family, cycles, recipe)
+        return recipe
 
     return register
 
@@ -62,50 +81,73 @@ def get_optimizer(name: str) -> Optimizer:
 
 def check_settings(name: str, settings: Mapping) -> dict[str, Any]:
     """The optimizer's full settings: its defaults updated by ``settings``, types and values
-    checked (before any run starts)."""
+    checked (before any run starts, without torch)."""
     entry = get_optimizer(name)
     try:
         full = entry.defaults | check(entry.params, settings)
-        probe = torch.zeros(1, requires_grad=True)  # building one checks the values too
-        entry.build([probe], 1.0, schedule_free=False, warmup_steps=0, **full)
+        entry.recipe(**full)
     except InputError as err:
         raise InputError(f"optimizer {name}: {err}") from None
     return full
 
 
+def resolve(name: str, settings: Mapping, schedule_free: bool = False) -> tuple[str, dict]:
+    """The class (``module:Class``) and keyword arguments that ``name`` with ``settings``
+    builds; under ``schedule_free`` its twin's. An optimizer without one is an error."""
+    recipe = get_optimizer(name).recipe(**check_settings(name, settings))
+    if schedule_free and recipe.schedule_free is None:
+        raise InputError(f"optimizer {name} has no schedule-free twin; use another schedule")
+    return recipe.pick(schedule_free)
+
+
+def load_class(path: str) -> type:
+    module, _, cls = path.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def build(
     name: str,
-    params: Iterable[torch.Tensor],
+    params: Iterable,
     lr: float,
     settings: Mapping,
     *,
     schedule_free: bool = False,
     warmup_steps: int = 0,
-) -> torch.optim.Optimizer:
-    """The optimizer ``name`` over ``params`` with ``settings`` (checked, defaults filled)."""
-    full = check_settings(name, settings)
-    return get_optimizer(name).build(
-        params, lr, schedule_free=schedule_free, warmup_steps=warmup_steps, **full
-    )
+):
+    """The torch optimizer ``name`` over ``params`` (under ``schedule_free`` its twin, which
+    warms up over ``warmup_steps`` by itself)."""
+    cls, kwargs = resolve(name, settings, schedule_free)
+    extra = {"warmup_steps": warmup_steps} if schedule_free else {}
+    return load_class(cls)(params, lr=lr, **kwargs, **extra)
 
 
-def set_hyper(opt: torch.optim.Optimizer, lr: float, momentum: float | None) -> None:
-    """Set every group's lr, and its momentum (SGD) or beta1 (Adam) unless ``momentum`` is None."""
+def set_hyper(opt, cycles: str, lr: float, momentum: float | None) -> None:
+    """Set every group's lr, and what a cycled ``momentum`` sets (``cycles``) unless None."""
     for group in opt.param_groups:
         group["lr"] = lr
         if momentum is None:
             continue
-        if "betas" in group:
+        if cycles == "beta1":
             group["betas"] = (momentum, group["betas"][1])
         else:
             group["momentum"] = momentum
 
 
-def describe(opt: torch.optim.Optimizer) -> dict[str, Any]:
-    """The optimizer's class and constructor settings as JSON values, for the run record."""
+def base_momentum(name: str, kwargs: Mapping) -> float:
+    """The momentum (SGD) or beta1 (Adam) of ``resolve``'s keyword arguments."""
+    return kwargs["momentum"] if get_optimizer(name).cycles == "momentum" else kwargs["betas"][0]
+
+
+def settings_record(name: str, opt) -> dict[str, Any]:
+    """The record's ``optimizer``: name, family, the class built and its constructor
+    settings (as JSON values)."""
+    import inspect
+
     accepted = inspect.signature(type(opt)).parameters
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in opt.defaults.items()}
     return {
+        "name": name,
+        "family": get_optimizer(name).family,
         "class": type(opt).__name__,
         "settings": {k: settings[k] for k in settings if k in accepted},
     }
@@ -120,62 +162,41 @@ def _betas(betas: list[float]) -> tuple[float, float]:
     return betas[0], betas[1]
 
 
-@optimizer("sgd")
-def sgd(
-    params,
-    lr,
-    *,
-    schedule_free: bool,
-    warmup_steps: int,
-    momentum: float = 0.0,
-    nesterov: bool = False,
-    weight_decay: float = 0.0,
-):
+@optimizer("sgd", family="SGD", cycles="momentum")
+def sgd(*, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> Recipe:
     """torch.optim.SGD (heavy-ball or Nesterov momentum, L2 weight decay)."""
     need(0 <= momentum < 1, "momentum must be in [0, 1)", momentum)
     need(weight_decay >= 0, "weight_decay must be >= 0", weight_decay)
     need(not nesterov or momentum > 0, "nesterov needs momentum > 0", momentum)
-    if schedule_free:
-        import schedulefree
-
-        beta = momentum or SCHEDULE_FREE_MOMENTUM
-        return schedulefree.SGDScheduleFree(
-            params, lr=lr, momentum=beta, weight_decay=weight_decay, warmup_steps=warmup_steps
-        )
-    return torch.optim.SGD(
-        params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+    return Recipe(
+        "torch.optim:SGD",
+        {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay},
+        (
+            "schedulefree:SGDScheduleFree",
+            {"momentum": momentum or SCHEDULE_FREE_MOMENTUM, "weight_decay": weight_decay},
+        ),
     )
 
 
-def _adam_family(cls: type[torch.optim.Optimizer]):
-    def build(
-        params,
-        lr,
+def _adam_family(cls: str, doc: str):
+    def recipe(
         *,
-        schedule_free: bool,
-        warmup_steps: int,
         betas: list[float] = [0.9, 0.999],  # noqa: B006  read only; a list as TOML gives it
         eps: float = 1e-8,
         weight_decay: float = 0.0,
-    ):
+    ) -> Recipe:
         need(eps > 0, "eps must be > 0", eps)
         need(weight_decay >= 0, "weight_decay must be >= 0", weight_decay)
-        if schedule_free:
-            import schedulefree
+        kwargs = {"betas": _betas(betas), "eps": eps, "weight_decay": weight_decay}
+        return Recipe(f"torch.optim:{cls}", kwargs, ("schedulefree:AdamWScheduleFree", kwargs))
 
-            return schedulefree.AdamWScheduleFree(
-                params,
-                lr=lr,
-                betas=_betas(betas),
-                eps=eps,
-                weight_decay=weight_decay,
-                warmup_steps=warmup_steps,
-            )
-        return cls(params, lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay)
-
-    build.__doc__ = f"torch.optim.{cls.__name__}"
-    return build
+    recipe.__doc__ = doc
+    return recipe
 
 
-optimizer("adam")(_adam_family(torch.optim.Adam))  # L2 weight decay through the gradient
-optimizer("adamw")(_adam_family(torch.optim.AdamW))  # decoupled weight decay
+optimizer("adam", family="Adam", cycles="beta1")(
+    _adam_family("Adam", "torch.optim.Adam (L2 weight decay through the gradient)")
+)
+optimizer("adamw", family="Adam", cycles="beta1")(
+    _adam_family("AdamW", "torch.optim.AdamW (decoupled weight decay)")
+)

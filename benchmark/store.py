@@ -22,22 +22,11 @@ import threading
 import time
 from pathlib import Path
 
-from benchmark.idx import HOST, write_atomic
+from benchmark import record as records
+from benchmark.atomic import HOST, write_atomic
 
-SCHEMA = 1  # the run record's version: results/SCHEMA.md
-REQUIRED = ("schema", "key", "spec", "status", "metrics", "budget", "curve", "time_to_target")
 HEARTBEAT_S = 10.0  # a running claim's mtime is refreshed this often
 STALE_S = 120.0  # a claim not refreshed for this long belongs to a dead process
-
-
-def write_record(path: Path, record: dict) -> None:
-    """Write ``record`` to ``path`` atomically (readers see no file or the whole one)."""
-    text = json.dumps(record, indent=1, allow_nan=False) + "\n"
-    write_atomic(Path(path), text.encode())
-
-
-def read_record(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
 
 
 class Store:
@@ -51,7 +40,7 @@ class Store:
         """Make the folders, and remove temporary files that a killed writer left behind."""
         for folder in (self.runs, self.claims, self.failed):
             folder.mkdir(parents=True, exist_ok=True)
-        for tmp in self.root.rglob(".*.tmp"):  # .<name>.<host>-<pid>.tmp (idx.write_atomic)
+        for tmp in self.root.rglob(".*.tmp"):  # .<name>.<host>-<pid>.tmp (atomic.write_atomic)
             host, _, pid = tmp.name.rsplit(".", 2)[-2].rpartition("-")
             ours = host == HOST
             dead = not _alive(int(pid)) if ours and pid.isdigit() else _age(tmp) > STALE_S
@@ -65,10 +54,10 @@ class Store:
     def record(self, key: str) -> dict | None:
         """The finished record of ``key``, or None: absent, or corrupt (``corrupt`` says)."""
         try:
-            record = read_record(self.record_path(key))
+            record = records.read(self.record_path(key))
         except (OSError, ValueError):
             return None
-        return record if _valid(record, key) else None
+        return None if records.problem(record, key, records.READABLE) else record
 
     def corrupt(self, key: str) -> bool:
         """A file is there but is no valid record of ``key``: truncated, empty, garbage, or
@@ -79,7 +68,7 @@ class Store:
         return self.record(key) is not None
 
     def put(self, record: dict) -> None:
-        write_record(self.record_path(record["key"]), record)
+        records.write(self.record_path(record["key"]), record)
         (self.failed / f"{record['key']}.json").unlink(missing_ok=True)
 
     def fail(self, key: str, spec: dict, error: str) -> None:
@@ -115,15 +104,6 @@ class Store:
             stop.set()
             beat.join()
             path.unlink(missing_ok=True)
-
-
-def _valid(record, key: str) -> bool:
-    return (
-        isinstance(record, dict)
-        and all(field in record for field in REQUIRED)
-        and record["schema"] == SCHEMA
-        and record["key"] == key
-    )
 
 
 def _owner() -> dict:

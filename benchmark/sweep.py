@@ -28,10 +28,10 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from benchmark import data, protocol, tables
+from benchmark import data, protocol, tidy
+from benchmark.atomic import write_atomic
 from benchmark.errors import InputError
 from benchmark.faults import fault_point
-from benchmark.idx import write_atomic
 from benchmark.spec import RunSpec
 from benchmark.store import Store
 from benchmark.tasks import get_task
@@ -69,7 +69,8 @@ _SPLITS: dict = {}  # (dataset, device, root) -> splits, loaded once per process
 
 def run_one(spec: dict, options: Options) -> Outcome:
     """Claim, train and store one run; a crash becomes a failed/ entry, not an exception."""
-    from benchmark.train import resolve_device, train  # torch: only where runs happen
+    from benchmark.semantics import resolve_device
+    from benchmark.train import train  # torch: only where runs happen
 
     spec = RunSpec(**spec)
     store = Store(options.results)
@@ -233,13 +234,13 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
     if others:
         log(f"{others} record(s) in {store.runs} are not part of this sweep (another sweep file "
             "or PROTOCOL_VERSION): left out of the tables")  # fmt: skip
-    tables.write_tables(options.results, records)
+    tidy.write_tables(options.results, records)
     return outcomes
 
 
 def check(sweep: protocol.Sweep, options: Options) -> None:
     """Bad executor settings and missing data fail here, before anything is written."""
-    from benchmark.train import check_precision, resolve_device
+    from benchmark.semantics import check_precision, resolve_device
 
     if options.executor == "local":  # a Slurm job checks on its own node
         check_precision(sweep.run.get("precision", "fp32"), resolve_device(options.device))
@@ -318,7 +319,7 @@ def _centres(sweep: protocol.Sweep, options: Options, log) -> dict[str, float]:
     cached = json.loads(path.read_text()) if path.is_file() and not options.rerun else {}
     if set(cached) != set(sweep.tasks):
         from benchmark.lr_find import lr_range_test
-        from benchmark.train import resolve_device
+        from benchmark.semantics import resolve_device
 
         device = resolve_device(options.device)
         for task in sweep.tasks:

@@ -1,10 +1,10 @@
 """Read a results folder's run records into DataFrames, skipping what is not a valid record.
 
-The record layout (schema 1) is documented field by field in ``results/SCHEMA.md``; the
-columns of ``runs`` and ``curves`` are those of ``runs.csv`` and ``curves.csv``
-(``benchmark/tables.py``), rebuilt here from the records so the report never trusts a stale CSV.
-A record file that cannot be read, or is not schema 1 with every field, is skipped with a
-warning that names it; a diverged run is a valid record and is kept.
+The record (``benchmark/record.py``) is documented field by field in ``results/SCHEMA.md``;
+the columns of ``runs`` and ``curves`` are those of ``runs.csv`` and ``curves.csv``
+(``benchmark/tidy.py``), rebuilt here from the records so the report never trusts a stale
+CSV. A file that cannot be read, or is no record of a schema ``record.READABLE`` lists, is
+skipped with a warning that names it; a diverged run is a valid record and is kept.
 """
 
 import json
@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.store import REQUIRED, SCHEMA, read_record
-from benchmark.tables import curves_frame, runs_frame
-
-FIELDS = (*REQUIRED, "timing", "provenance", "engine", "optimizer")
+from benchmark import record as records
+from benchmark.tidy import curves_frame, runs_frame
 
 
 class SkippedRecord(UserWarning):
@@ -105,15 +103,11 @@ def load_perf(folder: Path) -> pd.DataFrame:
 def _read(path: Path) -> tuple[dict | None, str | None]:
     """The record, or why the file is not one."""
     try:
-        record = read_record(path)
+        record = records.read(path)
     except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON (truncated)
         return None, f"not a JSON record ({type(err).__name__})"
-    if not isinstance(record, dict):
-        return None, "not a JSON object"
-    if record.get("schema") != SCHEMA:
-        return None, f"schema {record.get('schema')!r}, this report reads schema {SCHEMA}"
-    missing = [f for f in FIELDS if f not in record]
-    return (None, f"missing {', '.join(missing)}") if missing else (record, None)
+    why = records.problem(record, schemas=records.READABLE)
+    return (None, why) if why else (record, None)
 
 
 def _json(path: Path) -> dict | None:

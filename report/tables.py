@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import metrics
-from benchmark.tables import TTT
+from benchmark.tidy import TTT
 from report import stats
 from report.load import Results
 

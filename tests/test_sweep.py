@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import data, protocol, store, sweep, tables, tasks
+from benchmark import data, protocol, record, store, sweep, tasks, tidy
 from benchmark.__main__ import main
 from benchmark.errors import InputError
 from benchmark.spec import RunSpec
@@ -170,7 +170,7 @@ def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):
     assert {o.status for phase in outcomes.values() for o in phase} <= {"ok", "diverged"}
     selection = pd.read_csv(results / "selection.csv")
     assert len(selection) == 6
-    final = [store.read_record(p) for p in (results / "runs").glob("*.json")]
+    final = [record.read(p) for p in (results / "runs").glob("*.json")]
     final = [r for r in final if r["spec"]["phase"] == "final"]
     for row in selection.itertuples():  # final runs use the selected lr, the final seeds
         runs = [
@@ -183,7 +183,7 @@ def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):
     runs_csv = pd.read_csv(results / "runs.csv")
     assert len(runs_csv) == RUNS
     assert len(pd.read_csv(results / "curves.csv")) == sum(
-        len(store.read_record(p)["curve"]) for p in (results / "runs").glob("*.json")
+        len(record.read(p)["curve"]) for p in (results / "runs").glob("*.json")
     )
     assert any("tune: 12 runs, 0 done, 12 to run" in line for line in lines)
 
@@ -198,7 +198,7 @@ def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):
     outcomes = sweep.run_sweep(s, options(results), log=again.append)
     assert sum(len(o) for o in outcomes.values()) == 1
     assert any(f"the record of {victim.stem} is corrupt" in line for line in again)
-    assert store.read_record(victim)["key"] == victim.stem
+    assert record.read(victim)["key"] == victim.stem
 
 
 def test_rebuilt_tables_equal_the_sweeps(sweep_file, tmp_path, capsys):
@@ -208,7 +208,7 @@ def test_rebuilt_tables_equal_the_sweeps(sweep_file, tmp_path, capsys):
     (results / "runs.csv").unlink()
     assert main(["tables", str(results)]) == 0
     assert ((results / "runs.csv").read_bytes(), (results / "curves.csv").read_bytes()) == written
-    recs, bad = tables.read_records(results / "runs")
+    recs, bad = tidy.read_records(results / "runs")
     assert not bad
     assert len(pd.read_csv(results / "runs.csv")) == len(recs) == RUNS
     capsys.readouterr()
@@ -332,7 +332,7 @@ def test_local_worker_processes(sweep_file, tmp_path):
     outcomes = sweep.run_sweep(s, options(results, workers=2), log=lambda _: None)
     assert len(outcomes["tune"]) == len(outcomes["final"]) == 6
     threads = {
-        store.read_record(p)["provenance"]["cpu_threads"] for p in (results / "runs").glob("*.json")
+        record.read(p)["provenance"]["cpu_threads"] for p in (results / "runs").glob("*.json")
     }
     assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # each worker: cores / workers threads
 

@@ -12,21 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import optim, store
+from benchmark import optim
+from benchmark import record as records
 from benchmark.__main__ import main
 from benchmark.errors import InputError
 from benchmark.metrics import time_to_target
 from benchmark.schedules import SCHEDULES, Plateau, sequences
+from benchmark.semantics import build_model, evaluation_steps, samples_seen, seeds
 from benchmark.spec import RunSpec
 from benchmark.tasks import TASKS, markdown_table
-from benchmark.train import (
-    SingleRun,
-    build_model,
-    evaluation_steps,
-    samples_seen,
-    seeds,
-    train,
-)
+from benchmark.train import SingleRun, train
 from testkit import untimed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,10 +88,10 @@ def test_record_matches_schema(digit_tasks, tmp_path):
     fields = record_fields(reached) - {"time_to_target.<target>.val_acc"}
     fields -= {f"time_to_target.<target>.{k}" for k in ("lr", "train_loss", "val_loss")}
     assert fields == schema_fields()
-    assert record["schema"] == 1
+    assert record["schema"] == 2
     assert record["key"] == RunSpec(**record["spec"]).key
-    store.write_record(tmp_path / "r.json", record)  # JSON without NaN
-    assert store.read_record(tmp_path / "r.json") == json.loads(json.dumps(record))
+    records.write(tmp_path / "r.json", record)  # JSON without NaN
+    assert records.read(tmp_path / "r.json") == json.loads(json.dumps(record))
 
 
 def test_curve_follows_the_budget(digit_tasks):
@@ -209,17 +204,13 @@ def test_schedule_free_evaluates_the_averaged_weights(digit_tasks, task):
     single = run(task, "schedule_free", splits=digit_tasks)
     record = single.run()
     assert record["optimizer"]["class"].endswith("ScheduleFree")
-    dev = digit_tasks.dev
+    dev_x, dev_y = single.data.dev_x, single.data.dev_y
     single._eval_mode()
     with torch.no_grad():
-        averaged = torch.nn.functional.cross_entropy(
-            single.model(single.scale(dev.images)), dev.labels
-        )
+        averaged = torch.nn.functional.cross_entropy(single.model(dev_x), dev_y)
     single._train_mode()
     with torch.no_grad():
-        current = torch.nn.functional.cross_entropy(
-            single.model(single.scale(dev.images)), dev.labels
-        )
+        current = torch.nn.functional.cross_entropy(single.model(dev_x), dev_y)
     assert record["curve"][-1]["val_loss"] == pytest.approx(averaged.item(), rel=1e-5)
     assert averaged.item() != pytest.approx(current.item(), rel=1e-3)
 
@@ -242,7 +233,7 @@ def test_absurd_lr_diverges_and_is_recorded(digit_tasks, tmp_path):
     assert record["budget"]["steps_done"] < record["budget"]["total_steps"]
     assert record["curve"][-1]["step"] == record["budget"]["steps_done"]
     assert record["metrics"]["test_loss"] is None
-    store.write_record(tmp_path / "diverged.json", record)  # no NaN in JSON
+    records.write(tmp_path / "diverged.json", record)  # no NaN in JSON
 
 
 def test_early_stopping(digit_tasks):
@@ -332,7 +323,7 @@ def test_cli_train_writes_the_record(digit_tasks, capsys, tmp_path):
             "--batch-size", "32", "--set", "schedule.pct_start=0.25", "--out", str(out)]
     # fmt: on
     assert main(argv) == 0
-    record = store.read_record(out)
+    record = records.read(out)
     assert record["spec"]["schedule_params"] == {"pct_start": 0.25}
     assert record["spec"]["batch_size"] == 32
     printed = capsys.readouterr().out

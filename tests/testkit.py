@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark import data, faults, store
+from benchmark import data, faults, record
 
 TESTS = Path(__file__).resolve().parent
 FAKE_SWEEP = """
@@ -68,7 +68,7 @@ def untimed(record: dict) -> dict:
 def records(results: Path) -> dict[str, dict]:
     """The untimed records of a results folder, by key."""
     paths = sorted((results / "runs").glob("*.json"))
-    return {p.stem: untimed(store.read_record(p)) for p in paths}
+    return {p.stem: untimed(record.read(p)) for p in paths}
 
 
 def env(fault: str | None = None) -> dict:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import tables
+from benchmark import tidy
 
 SPEC_COLUMNS = [
     "task", "schedule", "lr", "seed", "epochs", "batch_size", "optimizer", "evals_per_epoch",
@@ -63,7 +63,7 @@ def make_record(key, task, schedule, lr, seed, phase="final", diverged=False, re
             "val_acc_best": max(p["val_acc"] for p in curve), "train_loss_final": loss,
         },
         "time_to_target": {
-            t: None if diverged or i >= reached else {k: curve[1][k] for k in tables.TTT}
+            t: None if diverged or i >= reached else {k: curve[1][k] for k in tidy.TTT}
             for i, t in enumerate(TARGETS[task])
         },
         "curve": curve,
@@ -95,7 +95,7 @@ def records():
 
 
 def test_runs_frame_rows_and_columns(records):
-    frame = tables.runs_frame(records)
+    frame = tidy.runs_frame(records)
     ttt = [
         c for t in ("0.85", "0.9", "0.97", "0.98")
         for c in (f"ttt_{t}_step", f"ttt_{t}_epoch", f"ttt_{t}_samples", f"ttt_{t}_wall_s",
@@ -111,7 +111,7 @@ def test_runs_frame_rows_and_columns(records):
 
 
 def test_runs_frame_copies_values_exactly(records):
-    frame = tables.runs_frame(records).set_index("key")
+    frame = tidy.runs_frame(records).set_index("key")
     for r in records:
         row = frame.loc[r["key"]]
         for name in SPEC_COLUMNS:
@@ -134,14 +134,14 @@ def test_runs_frame_copies_values_exactly(records):
 
 
 def test_time_to_target_censored_reached_and_union(records):
-    frame = tables.runs_frame(records).set_index("key")
+    frame = tidy.runs_frame(records).set_index("key")
     hit = records[0]["time_to_target"]["0.97"]
-    assert [frame.loc["a", f"ttt_0.97_{k}"] for k in tables.TTT] == list(hit.values())
+    assert [frame.loc["a", f"ttt_0.97_{k}"] for k in tidy.TTT] == list(hit.values())
     assert frame.loc["a", "reached_0.97"]
     for key, target in [("a", "0.98"), ("b", "0.97"), ("b", "0.98"), ("c", "0.97")]:
         reached = frame.loc[key, f"reached_{target}"]
         assert reached is False or reached is np.False_  # censored: known, not reached
-        assert all(pd.isna(frame.loc[key, f"ttt_{target}_{k}"]) for k in tables.TTT)
+        assert all(pd.isna(frame.loc[key, f"ttt_{target}_{k}"]) for k in tidy.TTT)
     assert frame.loc["d", ["reached_0.85", "reached_0.9"]].tolist() == [True, True]
     # a target of the other task: neither reached nor censored, just absent
     assert frame.loc[["a", "b", "c", "e"], "reached_0.85"].isna().all()
@@ -149,7 +149,7 @@ def test_time_to_target_censored_reached_and_union(records):
 
 
 def test_curves_frame(records):
-    frame = tables.curves_frame(records)
+    frame = tidy.curves_frame(records)
     assert len(frame) == sum(len(r["curve"]) for r in records) == 14
     assert list(frame.columns) == [
         "key", "phase", "task", "schedule", "lr", "seed", "step", "epoch", "samples", "lr_now",
@@ -175,29 +175,30 @@ def test_read_records_finds_bad_files(tmp_path, records, capsys):
     )
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "notes.txt").write_text("not a record")
-    got, bad = tables.read_records(tmp_path)
+    got, bad = tidy.read_records(tmp_path)
     assert got == records[:2]  # a.json, e.json: by name
     assert bad == [tmp_path / n for n in ("cut.json", "list.json", "nokey.json")]
     assert capsys.readouterr() == ("", "")
 
 
 def test_write_tables_round_trip(tmp_path, records):
-    tables.write_tables(tmp_path, records[1:])  # then replaced
-    paths = tables.write_tables(tmp_path, records)
+    tidy.write_tables(tmp_path, records[1:])  # then replaced
+    paths = tidy.write_tables(tmp_path, records)
     assert paths == (tmp_path / "runs.csv", tmp_path / "curves.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.csv", "runs.csv"]  # no temp
-    frames = tables.runs_frame(records), tables.curves_frame(records)
+    frames = tidy.runs_frame(records), tidy.curves_frame(records)
     for path, frame in zip(paths, frames, strict=True):
         # read with the frame's dtypes: nullable ints and booleans (with NA) come back as they
-        # were, and every float exactly (the CSV holds full precision)
-        back = pd.read_csv(path, dtype=frame.dtypes.to_dict())
+        # were, and every float exactly (the CSV holds full precision; pandas' default parser
+        # may be off in the last digit, so parse round-trip)
+        back = pd.read_csv(path, dtype=frame.dtypes.to_dict(), float_precision="round_trip")
         pd.testing.assert_frame_equal(back, frame, check_exact=True)
 
 
 def test_no_records_give_empty_tables(tmp_path):
-    assert tables.runs_frame([]).columns.tolist() == [*tables.HEAD, *tables.TAIL]
-    runs_path, curves_path = tables.write_tables(tmp_path, [])
-    assert pd.read_csv(runs_path).columns.tolist() == [*tables.HEAD, *tables.TAIL]
+    assert tidy.runs_frame([]).columns.tolist() == [*tidy.HEAD, *tidy.TAIL]
+    runs_path, curves_path = tidy.write_tables(tmp_path, [])
+    assert pd.read_csv(runs_path).columns.tolist() == [*tidy.HEAD, *tidy.TAIL]
     assert len(pd.read_csv(curves_path).columns) == 14
     assert pd.read_csv(runs_path).empty
     assert pd.read_csv(curves_path).empty
@@ -209,8 +210,8 @@ def test_docstring_documents_every_column(records):
         (r"^reached_[\d.]+$", "reached_<T>"),
         (r"class_\d+$", "class_<i>"),
     ]
-    doc = tables.__doc__
-    for frame in (tables.runs_frame(records), tables.curves_frame(records)):
+    doc = tidy.__doc__
+    for frame in (tidy.runs_frame(records), tidy.curves_frame(records)):
         for name in frame.columns:
             for pattern, repl in generic:
                 name = re.sub(pattern, repl, name)
@@ -218,18 +219,19 @@ def test_docstring_documents_every_column(records):
 
 
 def test_tables_imports_no_torch_even_indirectly():
-    direct = _imports(Path(tables.__file__))
+    direct = _imports(Path(tidy.__file__))
     allowed = {
         "json",
         "pathlib",
         "pandas",
         "numpy",
-        "benchmark.store",
-        "benchmark.idx",
+        "benchmark",  # the package itself, for `from benchmark import record`
+        "benchmark.record",
+        "benchmark.atomic",
         "benchmark.faults",
     }
     assert direct <= allowed, direct - allowed
-    root = Path(tables.__file__).parents[1]
+    root = Path(tidy.__file__).parents[1]
     seen, todo = set(), ["benchmark", *direct]
     while todo:  # importing benchmark.x runs benchmark/__init__.py and x's own imports
         module = todo.pop()
@@ -240,7 +242,7 @@ def test_tables_imports_no_torch_even_indirectly():
         found = _imports(path if path.exists() else path.with_suffix("") / "__init__.py")
         assert not any(m.split(".")[0] == "torch" for m in found), (module, found)
         todo += found
-    assert {"benchmark.store", "benchmark.idx", "benchmark.errors"} <= seen
+    assert {"benchmark.record", "benchmark.atomic", "benchmark.faults"} <= seen
 
 
 def _imports(path: Path) -> set[str]:

@@ -42,9 +42,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark import record as records
+from benchmark.atomic import write_atomic
 from benchmark.faults import fault_point
-from benchmark.idx import write_atomic
-from benchmark.store import read_record
 
 SPEC = ("task", "schedule", "lr", "seed", "epochs", "batch_size", "optimizer")
 SPEC += ("evals_per_epoch", "phase", "train_size", "eval_size", "early_stopping", "precision")
@@ -52,7 +52,6 @@ HEAD = ("key", *SPEC, "schedule_params", "optimizer_params", "status")
 HEAD += ("diverged_at_step", "stopped_early_at_step", "steps_done", "total_steps")
 TAIL = ("train_s", "eval_s", "engine", "device", "device_type", "git_commit", "git_dirty", "torch")
 TTT = ("step", "epoch", "samples", "wall_s")
-REQUIRED = ("schema", "key", "spec", "status")  # a record lacking one is truncated
 RUN_ID = ("phase", "task", "schedule", "lr", "seed")  # rows are sorted by these, then key
 CURVE = ("step", "epoch", "samples", "lr_now", "train_loss", "val_loss", "val_acc", "wall_s")
 
@@ -123,19 +122,20 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_records(runs_dir: Path) -> tuple[list[dict], list[Path]]:
-    """Every ``*.json`` record in ``runs_dir`` by name, and the files that are not records."""
-    records, bad = [], []
+    """Every ``*.json`` record in ``runs_dir`` by name (of a schema ``record.READABLE`` lists),
+    and the files that are not records."""
+    found, bad = [], []
     for path in sorted(Path(runs_dir).glob("*.json")):
         try:
-            record = read_record(path)
+            record = records.read(path)
         except (OSError, ValueError):  # unreadable, not UTF-8, or not JSON (truncated)
             bad.append(path)
             continue
-        if isinstance(record, dict) and all(k in record for k in REQUIRED):
-            records.append(record)
-        else:
+        if records.problem(record, path.stem, records.READABLE):
             bad.append(path)
-    return records, bad
+        else:
+            found.append(record)
+    return found, bad
 
 
 def write_tables(results_dir: Path, records: list[dict]) -> tuple[Path, Path]:
