@@ -1,8 +1,11 @@
 """python -m report [RESULTS_DIR] [--compare OTHER_DIR]: the HTML + PDF report of a results folder.
 
 Reads only the run records (never torch), writes RESULTS_DIR/report/{index.html, report.pdf,
-tables/}. Bad input (no such folder, no records) is one line on stderr and exit status 2; a
-file in runs/ that is not a valid record is skipped with a warning that names it.
+tables/}; without RESULTS_DIR it reads the committed reference and writes to an untracked
+preview folder, so the committed report changes only when asked (--out). The same records
+give the same bytes. Bad input (no such folder, no records, a bad equivalence margin in
+sweep.json) is one line on stderr and exit status 2; a file in runs/ that is not a valid
+record is skipped with a warning that names it.
 """
 
 import argparse
@@ -13,9 +16,11 @@ from pathlib import Path
 from report.build import build
 from report.load import SkippedRecord, load, load_perf
 from report.render import write
+from report.verdicts import margin
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 REFERENCE = RESULTS / "reference" / "quick"
+PREVIEW = RESULTS / "report-preview"  # git-ignored, unlike the reference's own report/
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -24,8 +29,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "results",
         nargs="?",
         type=Path,
-        default=REFERENCE,
-        help=f"a results folder with runs/ (default: {REFERENCE})",
+        help=f"a results folder with runs/ (default: the committed reference, {REFERENCE})",
     )
     parser.add_argument(
         "--compare",
@@ -40,28 +44,37 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help=f"perf files (<device>.json) for the speed chart (default: {RESULTS / 'perf'})",
     )
     parser.add_argument(
-        "--out", type=Path, help="where to write the report (default: RESULTS_DIR/report)"
+        "--out",
+        type=Path,
+        help=f"where to write the report (default: RESULTS_DIR/report; without RESULTS_DIR "
+        f"{PREVIEW}, so the committed reference report is not overwritten)",
     )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    out = args.out or (args.results / "report" if args.results else PREVIEW)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedRecord)
         try:
-            results = load(args.results)
+            results = load(args.results or REFERENCE)
             other = load(args.compare) if args.compare else None
             perf = load_perf(args.perf)
         except FileNotFoundError as err:
             print(f"error: {err} (a results folder holds runs/<key>.json)", file=sys.stderr)
             return 2
+    try:
+        margin(results.sweep)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for w in caught:
         if issubclass(w.category, SkippedRecord):
             print(f"warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    paths = write(build(results, other, perf), args.out or args.results / "report")
+    paths = write(build(results, other, perf), out)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

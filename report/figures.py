@@ -13,8 +13,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from benchmark.gallery import gallery_figure
-from report import findings, stats
+from report import stats
 from report.tables import censored_times
+
+KM_TOP = 6  # schedules drawn per task in the Kaplan-Meier figure: the fastest
 
 
 def gallery() -> Figure:
@@ -28,6 +30,14 @@ def styles(schedules) -> dict[str, dict]:
     palette = colormaps["tab10"].colors
     return {s: {"color": palette[i % 10], "ls": "-" if i < 10 else "--"}
             for i, s in enumerate(sorted(schedules))}  # fmt: skip
+
+
+def _same(lines: dict[str, tuple]) -> dict[str, tuple]:
+    """Lines with equal data drawn once, labelled with every name ("a, b"): none hides another."""
+    groups: dict[bytes, list[str]] = {}
+    for name, data in lines.items():
+        groups.setdefault(b"".join(np.asarray(d, float).tobytes() for d in data), []).append(name)
+    return {", ".join(names): lines[names[0]] for names in groups.values()}
 
 
 def _grid(n: int, columns: int, width: float = 2.3, height: float = 1.7) -> tuple[Figure, list]:
@@ -44,7 +54,7 @@ def dev_curves(curves: pd.DataFrame, task: str, columns: int = 5) -> Figure:
     band; the schedule with the best final mean is drawn grey in every panel for reference."""
     rows = curves[curves.task == task]
     by = rows.groupby(["schedule", "epoch"]).val_acc
-    mean, bands = by.mean().unstack(0), by.apply(stats.bootstrap_ci)
+    mean, bands = by.mean().unstack(0), by.apply(lambda v: stats.mean_ci(v.to_numpy()))
     best = mean.ffill().iloc[-1].idxmax()
     fig, axes = _grid(mean.shape[1], columns)
     col = {s: style["color"] for s, style in styles(mean.columns).items()}
@@ -69,33 +79,31 @@ def dev_curves(curves: pd.DataFrame, task: str, columns: int = 5) -> Figure:
 
 
 def km_curves(
-    runs: pd.DataFrame, ttt: pd.DataFrame, targets: dict[str, float], top: int = 6, columns: int = 2
+    runs: pd.DataFrame, speed: pd.DataFrame, targets: dict[str, float], columns: int = 2
 ) -> Figure:
     """Kaplan-Meier estimate of the fraction of runs that reached each task's target by each
-    epoch, one panel per task, for the ``top`` schedules with the smallest median (all of them
-    are in the time-to-target table); shaded: the 95% band."""
+    epoch, one panel per task, for the ``KM_TOP`` schedules with the smallest median (all of
+    them are in the speed table); shaded: the 95% band. Equal curves are one labelled line."""
     rows = -(-len(targets) // columns)
     fig = Figure(figsize=(5 * min(columns, len(targets)), 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, min(columns, len(targets)), squeeze=False).ravel()
-    style = styles(ttt.schedule.unique())
+    style = styles(speed.schedule.unique())
     for ax, (task, target) in zip(axes, targets.items(), strict=False):
-        here = ttt[(ttt.task == task) & (ttt.target == target)]
-        for schedule in findings.by_speed(here).schedule.head(top):
+        here = speed[(speed.task == task) & (speed.target == target)]
+        fastest = here.sort_values(["epoch_median", "n_reached", "schedule"],
+                                   ascending=[True, False, True]).schedule.head(KM_TOP)  # fmt: skip
+        lines = {}
+        for schedule in fastest:
             g = runs[(runs.task == task) & (runs.schedule == schedule)]
-            km = stats.kaplan_meier(*censored_times(g, f"{target:g}", "epoch")).to_dict("series")
-            surv = np.r_[1.0, km["survival"]]
-            x, y = np.r_[0.0, km["time"], g.epochs.max()], 1 - np.r_[surv, surv[-1]]
-            label = f"{schedule} (n = {len(g)})"
-            ax.step(x, y, where="post", **style[schedule], label=label)
-            if len(km["time"]):
-                ax.fill_between(
-                    km["time"].to_numpy(),
-                    1 - km["hi"].to_numpy(),
-                    1 - km["lo"].to_numpy(),
-                    step="post",
-                    color=style[schedule]["color"],
-                    alpha=0.12,
-                )
+            km = stats.kaplan_meier(*censored_times(g, f"{target:g}", "epoch"))
+            lines[schedule] = (km.time, km.survival, km.lo, km.hi, [len(g), g.epochs.max()])
+        for label, (time, surv, lo, hi, (n, end)) in _same(lines).items():
+            colour = style[label.split(", ")[0]]
+            x, y = np.r_[0.0, time, end], 1 - np.r_[1.0, surv, surv.iloc[-1] if len(surv) else 1]
+            ax.step(x, y, where="post", **colour, label=f"{label} (n = {n:g} each)")
+            if len(time):
+                ax.fill_between(time.to_numpy(), 1 - hi.to_numpy(), 1 - lo.to_numpy(),
+                                step="post", color=colour["color"], alpha=0.12)  # fmt: skip
         ax.set(xlabel="epoch", ylabel="fraction of runs", ylim=(-0.02, 1.02))
         ax.set_title(f"{task}: dev accuracy >= {target:g}", fontsize=9)
         ax.grid(alpha=0.3)
@@ -107,8 +115,9 @@ def km_curves(
 
 def performance_profiles(ratios: dict[str, pd.DataFrame]) -> Figure:
     """Dolan-More profiles, one panel per measure: the fraction of problems on which each
-    schedule is within a factor tau of the best schedule on that problem."""
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    schedule is within a factor tau of the best schedule on that problem. Schedules with the
+    same profile are one line labelled with all their names."""
+    fig = Figure(figsize=(10, 5), layout="constrained")
     axes = fig.subplots(1, len(ratios), squeeze=False).ravel()
     for ax, (measure, r) in zip(axes, ratios.items(), strict=True):
         finite = r.to_numpy()[np.isfinite(r.to_numpy())]
@@ -116,17 +125,15 @@ def performance_profiles(ratios: dict[str, pd.DataFrame]) -> Figure:
         taus = np.geomspace(1, tau_max, 200)
         profile = stats.performance_profile(r, taus)
         style = styles(r.columns)
-        for s in profile:
-            ax.step(taus, profile[s], where="post", **style[s], label=s, lw=1.3)
-        ax.set(
-            xscale="log",
-            xlabel="tau (ratio to the best, log scale)",
-            ylim=(-0.02, 1.02),
-            title=f"{measure} ({len(r)} problems)",
-        )
+        for label, (values,) in _same({s: (profile[s],) for s in profile}).items():
+            ax.step(taus, values, where="post", **style[label.split(", ")[0]], label=label, lw=1.3)
+        problems = f"{len(r)} problem{'' if len(r) == 1 else 's'}"
+        ax.set(xscale="log", xlabel="tau (ratio to the best, log scale)", ylim=(-0.02, 1.02),
+               title=f"{measure} ({problems})")  # fmt: skip
+        ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.2), ncols=2, frameon=False)
     axes[0].set_ylabel("fraction of problems within tau")
-    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
 
 

@@ -1,169 +1,20 @@
-"""The answer: a verdict per task x schedule, sentences that carry their numbers, guidance by
-kind of task, and the reproduction check. Every rule is stated where it is applied, and the
-report prints the rules beside the results.
-
-Verdicts on final accuracy: "best" (highest mean test accuracy), "tied" (Holm-adjusted paired
-Wilcoxon p >= ALPHA against the best), "worse" (p < ALPHA), "n/a" (too few paired seeds for the
-test to separate any schedule from the best: ``separable``).
-On time to target (the task's headline target, in epochs): "best" (smallest Kaplan-Meier
-median; ties go to the larger fraction reached, then the name), "tied" (its median is reached
-and its CI overlaps the best's), "worse" (its CI lies above the best's, or fewer than half its
-runs reached the target), "none" (no schedule's median reached the target), "n/a" (one seed).
+"""The answer in sentences: a one-line takeaway per task, the details that carry their
+numbers, guidance by kind of task, and the reproduction check. The verdicts themselves and
+their rules are in ``verdicts.py``; the report prints the rules beside the results.
 """
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from benchmark.tasks import TASKS
-from report import stats
-from report.tables import REACH_QUANTILE, headline_target
+from report import compare, stats
+from report.compare import ALPHA
+from report.tables import REACH_QUANTILE
 
 OPTIMIZER_FAMILY = {"sgd": "SGD", "adam": "Adam", "adamw": "Adam"}
-TEST = f"two-sided Wilcoxon signed-rank on paired seeds, Holm-corrected, alpha = {stats.ALPHA:g}"
-
-
-def separable(n_pairs: int, comparisons: int) -> bool:
-    """Whether the paired test could reject with this many pairs against Holm's first step."""
-    return stats.smallest_p(n_pairs) * max(1, comparisons) < stats.ALPHA
-
-
-def accuracy_verdicts(paired: pd.DataFrame) -> pd.Series:
-    """Verdicts of one or more tasks' rows of ``tables.paired``."""
-    comparisons = paired.groupby("task").schedule.transform("size") - 1
-
-    def verdict(row) -> str:
-        if row.schedule == row.best:
-            return "best"
-        if not separable(row.n_pairs, comparisons[row.name]):
-            return "n/a"
-        return "tied" if row.tied else "worse"
-
-    return paired.apply(verdict, axis=1)
-
-
-def by_speed(rows: pd.DataFrame) -> pd.DataFrame:
-    """One task's time-to-target rows at one target, fastest first (the verdicts' order)."""
-    return rows.sort_values(
-        ["epoch_median", "frac_reached", "schedule"], ascending=[True, False, True]
-    )
-
-
-def speed_verdicts(rows: pd.DataFrame) -> pd.Series:
-    """Verdicts of one task's rows at one target (see the module docstring)."""
-    if rows.n.max() < 2:
-        return pd.Series("n/a", index=rows.index)
-    best = by_speed(rows).iloc[0]
-    if math.isinf(best.epoch_median):
-        return pd.Series("none", index=rows.index)
-
-    def verdict(row) -> str:
-        if row.name == best.name:
-            return "best"
-        overlap = row.epoch_lo <= best.epoch_hi and best.epoch_lo <= row.epoch_hi
-        return "tied" if overlap and math.isfinite(row.epoch_median) else "worse"
-
-    return rows.apply(verdict, axis=1)
-
-
-def matrix(paired: pd.DataFrame, ttt: pd.DataFrame) -> pd.DataFrame:
-    """task, schedule, accuracy, target, speed: the recommendation matrix in long form."""
-    acc = paired.assign(accuracy=accuracy_verdicts(paired))[["task", "schedule", "accuracy"]]
-    parts = []
-    for task in acc.task.unique():
-        rows = ttt[(ttt.task == task) & (ttt.target == headline_target(ttt, task))]
-        parts.append(
-            rows.assign(speed=speed_verdicts(rows))[["task", "schedule", "target", "speed"]]
-        )
-    out = acc.merge(pd.concat(parts), on=["task", "schedule"], how="left")
-    return out.fillna({"speed": "-"})
-
-
-def _names(items) -> str:
-    items = list(items)
-    return ", ".join(items) if items else "none"
-
-
-def task_sentences(
-    task: str,
-    acc: pd.DataFrame,
-    paired: pd.DataFrame,
-    ttt: pd.DataFrame,
-    verdicts: pd.DataFrame,
-    derived: dict[str, float],
-) -> list[str]:
-    """What the results say about one task, each claim with its n, estimate and interval.
-
-    ``derived``: targets the report added (``tables.reachable_targets``), by task."""
-    a, p, v = (f[f.task == task] for f in (acc, paired, verdicts))
-    out = _accuracy_sentences(a, p, v) + _speed_sentences(ttt[ttt.task == task], v, derived)
-    diverged = a[a.n_diverged > 0]
-    if len(diverged):
-        runs = (f"{r.schedule} {int(r.n_diverged)} of {int(r.n)}" for r in diverged.itertuples())
-        out.append(f"Diverged runs (counted in every number above): {_names(runs)}.")
-    return out
-
-
-def _accuracy_sentences(a: pd.DataFrame, p: pd.DataFrame, v: pd.DataFrame) -> list[str]:
-    best = a.loc[a.acc_mean.idxmax()]
-    n, level = int(best.n), f"{100 * stats.LEVEL:g}% CI"
-    ci = "no CI: one run" if n < 2 else f"{level} {best.acc_ci_lo:.4f} to {best.acc_ci_hi:.4f}"
-    out = [
-        f"{best.schedule} had the highest mean test accuracy, {best.acc_mean:.4f} ({ci}, "
-        f"n = {n} runs, one per seed, lr {best.lr:.3g})."
-    ]
-    n_pairs, comparisons = int(p.n_pairs.max()), len(p) - 1
-    if not separable(n_pairs, comparisons):
-        floor = stats.smallest_p(n_pairs)
-        out.append(
-            f"With n = {n_pairs} paired seeds the smallest p the {TEST} test can give is "
-            f"{floor:.3g} before the correction for {comparisons} comparisons, so no schedule "
-            "can be separated from the best at this n: more seeds are needed."
-        )
-        return out
-    tied, worse = v[v.accuracy == "tied"].schedule, v[v.accuracy == "worse"].schedule
-    return [
-        *out,
-        f"Tied with it ({TEST}, n = {n_pairs} pairs): {_names(tied)}. "
-        f"Clearly worse: {_names(worse)}.",
-    ]
-
-
-def _speed_sentences(ttt: pd.DataFrame, v: pd.DataFrame, derived: dict[str, float]) -> list[str]:
-    task = ttt.task.iloc[0]
-    target = v.target.dropna().iloc[0]  # the headline target ``matrix`` chose
-    out = []
-    if derived.get(task) == target:
-        own = sorted(set(ttt.target) - {target})
-        out.append(
-            f"Fewer than half the runs reached the task's own targets ({_names(map(str, own))}) "
-            f"within this budget, so time to target is measured to {target:g}, a target the "
-            f"report added: the {100 * REACH_QUANTILE:g}th percentile of the runs' best dev "
-            "accuracy, rounded down to 0.5 points."
-        )
-    rows = ttt[ttt.target == target]
-    fastest = by_speed(rows).iloc[0]
-    if math.isinf(fastest.epoch_median):
-        reached = f"{int(rows.n_reached.sum())} of {int(rows.n.sum())} runs reached it"
-        return [*out, f"No schedule reached dev accuracy {target:g} in half its runs: {reached}."]
-    hi = "not reached" if math.isinf(fastest.epoch_hi) else f"{fastest.epoch_hi:.2f}"
-    ci = (
-        "no CI: one run"
-        if math.isnan(fastest.epoch_lo)
-        else f"{100 * stats.LEVEL:g}% CI {fastest.epoch_lo:.2f} to {hi}"
-    )
-    out.append(
-        f"{fastest.schedule} reached dev accuracy {target:g} fastest: median "
-        f"{fastest.epoch_median:.2f} epochs ({ci}), "
-        f"{int(fastest.n_reached)} of {int(fastest.n)} runs reached it."
-    )
-    speed = v.set_index("schedule").speed
-    out.append(
-        f"Tied with it on speed (median reached, 95% CIs overlap): "
-        f"{_names(speed.index[speed == 'tied'])}. Slower (CIs apart, or fewer than half the "
-        f"runs reached {target:g}): {_names(speed.index[speed == 'worse'])}."
-    )
-    return out
+GOOD = ("best", "best, uncertain", "equivalent")  # what guidance draws on
 
 
 def kind_of(task: str) -> tuple[str, str]:
@@ -172,38 +23,168 @@ def kind_of(task: str) -> tuple[str, str]:
     return (t.kind, OPTIMIZER_FAMILY.get(t.optimizer, t.optimizer)) if t else ("other", "")
 
 
-def guidance(verdicts: pd.DataFrame) -> list[str]:
-    """The schedules best or tied on every task, overall and per kind of task."""
-    kinds = [" with ".join(filter(None, kind_of(t))) for t in verdicts.task]
-    groups = [("On every task", verdicts)] if verdicts.task.nunique() > 1 else []
-    groups += list(verdicts.assign(kind=kinds).groupby("kind"))
+def _names(items) -> str:
+    items = list(items)
+    return ", ".join(items) if items else "none"
+
+
+def _points(diff: float) -> str:
+    return f"{100 * diff:+.2f} points"
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.0f}%"
+
+
+def _fastest(speed: pd.DataFrame) -> str:
+    """Who reached the headline target first, with the median: "cosine and x (median ...)"."""
+    top = speed[speed.verdict == "best"]
+    if top.empty:
+        return f"no schedule's median reached dev accuracy {speed.target.iloc[0]:g}"
+    names = " and ".join(top.schedule) if len(top) < 3 else f"{len(top)} schedules"
+    return (
+        f"fastest to dev accuracy {top.target.iloc[0]:g}: {names} "
+        f"(median {top.epoch_median.iloc[0]:.2f} epochs)"
+    )
+
+
+def takeaway(task: str, acc: pd.DataFrame, paired: pd.DataFrame, speed: pd.DataFrame) -> str:
+    """One line for page 1: the best with its numbers and certainty, what is equivalent to it,
+    and what reached the target first."""
+    p, s = paired[paired.task == task], speed[speed.task == task]
+    best = p[p.verdict.str.startswith("best")].iloc[0]
+    a = acc[(acc.task == task) & (acc.schedule == best.schedule)].iloc[0]
+    ci = "" if math.isnan(a.acc_ci_lo) else f", 95% CI {a.acc_ci_lo:.4f} to {a.acc_ci_hi:.4f}"
+    sure = f"best in {_pct(best.p_best)} of seed resamples"
+    equiv = p[p.verdict == "equivalent"].schedule
+    return (
+        f"{best.schedule} has the highest mean test accuracy, {a.acc_mean:.4f} (n = {int(a.n)}"
+        f"{ci}; {sure}); equivalent within ±{100 * best.margin:g} points: {_names(equiv)}; "
+        f"{_fastest(s)}."
+    )
+
+
+def task_sentences(task, acc, paired, speed, merged: list[list[str]], derived) -> list[str]:
+    """What the results say about one task, each claim with its n, estimate and interval.
+
+    ``merged``: the task's identical schedules; ``derived``: targets the report added."""
+    p, s, a = (f[f.task == task] for f in (paired, speed, acc))
+    out = _accuracy_sentences(p, a) + _speed_sentences(s, derived.get(task))
+    if merged:
+        out.append(
+            f"{' and '.join(' = '.join(g) for g in merged)} at this budget: identical lr "
+            "sequences and results on every seed, so one schedule and one hypothesis each."
+        )
+    diverged = a[a.n_diverged > 0]
+    if len(diverged):
+        runs = (f"{r.schedule} {int(r.n_diverged)} of {int(r.n)}" for r in diverged.itertuples())
+        out.append(f"Diverged runs (counted in every number above): {_names(runs)}.")
+    return out
+
+
+def _accuracy_sentences(p: pd.DataFrame, a: pd.DataFrame) -> list[str]:
+    best = p[p.verdict.str.startswith("best")].iloc[0]
+    top = a[a.schedule == best.schedule].iloc[0]
+    n, margin, m = int(top.n), 100 * best.margin, len(p) - 1
+    ci = "no CI: one run" if n < 2 else f"95% CI {top.acc_ci_lo:.4f} to {top.acc_ci_hi:.4f}"
+    uncertain = ", so which schedule is best is uncertain" if best.verdict != "best" else ""
+    out = [
+        f"{best.schedule} had the highest mean test accuracy, {top.acc_mean:.4f} ({ci}, "
+        f"n = {n} runs, one per seed, lr {top.lr:.3g}); it has the highest mean in "
+        f"{_pct(best.p_best)} of {stats.RESAMPLES:,} resamples of the seeds{uncertain}."
+    ]
+    n_pairs = int(p.n_pairs.max())
+    if not compare.separable(n_pairs, m):
+        out.append(
+            f"With n = {n_pairs} paired seeds the Wilcoxon test cannot reach Holm's level for "
+            f"{m} comparisons (its smallest p is {compare.smallest_p(n_pairs):.3g}), so no "
+            "schedule can be found worse at this n."
+        )
+
+    def listed(verdict: str, extra=lambda r: "") -> str:
+        rows = p[p.verdict == verdict]
+        return _names(f"{r.schedule} ({_points(r.mean_diff)}{extra(r)})" for r in rows.itertuples())
+
+    def needed(r) -> str:
+        return "; more than 1,000 seeds" if math.isinf(r.seeds_needed) else (
+            f"; ~{r.seeds_needed:.0f} seeds would likely settle it")  # fmt: skip
+
+    return [
+        *out,
+        f"Equivalent to it within ±{margin:g} points (paired TOST, Holm, alpha {ALPHA:g}): "
+        f"{listed('equivalent')}.",
+        f"Worse (paired Wilcoxon signed-rank on correct test examples, Holm): {listed('worse')}.",
+        f"Inconclusive, neither shown different nor equivalent: {listed('inconclusive', needed)}.",
+    ]
+
+
+def _speed_sentences(s: pd.DataFrame, derived: float | None) -> list[str]:
+    target = s.target.iloc[0]
+    out = []
+    if derived == target:
+        out.append(
+            f"Fewer than half the runs reached the task's own targets within this budget, so "
+            f"time to target is measured to {target:g}, a target the report added: the "
+            f"{100 * REACH_QUANTILE:g}th percentile of the runs' best dev accuracy, rounded "
+            "down to 0.5 points."
+        )
+    top = s[s.verdict == "best"]
+    if top.empty:
+        reached = f"{int(s.n_reached.sum())} of {int(s.n.sum())} runs reached it"
+        return [*out, f"No schedule reached dev accuracy {target:g} in half its runs: {reached}."]
+    f = top.iloc[0]
+    hi = "not reached" if math.isinf(f.epoch_hi) else f"{f.epoch_hi:.2f}"
+    ci = "no CI: one run" if math.isnan(f.epoch_lo) else f"95% CI {f.epoch_lo:.2f} to {hi}"
+    out.append(
+        f"{_names(top.schedule)} reached dev accuracy {target:g} fastest: Kaplan-Meier median "
+        f"{f.epoch_median:.2f} epochs ({ci}" + (", each" if len(top) > 1 else "") + ")."
+    )
+    return [
+        *out,
+        f"Slower (log-rank test against the fastest, Holm, alpha {ALPHA:g}): "
+        f"{_names(s.schedule[s.verdict == 'worse'])}. Not found slower: "
+        f"{_names(s.schedule[s.verdict.isin(['inconclusive', 'better'])])}.",
+    ]
+
+
+def guidance(matrix: pd.DataFrame) -> list[str]:
+    """The schedules best or equivalent on every task, overall and per kind of task."""
+    kinds = [" with ".join(filter(None, kind_of(t))) for t in matrix.task]
+    groups = [("On every task", matrix)] if matrix.task.nunique() > 1 else []
+    groups += list(matrix.assign(kind=kinds).groupby("kind"))
     return [_always_good(name, g) for name, g in groups]
 
 
 def _always_good(name: str, g: pd.DataFrame) -> str:
     tasks = sorted(g.task.unique())
 
-    def always(column: str) -> str:
-        good = g[g[column].isin(["best", "tied"])].groupby("schedule").task.nunique()
-        return _names(sorted(good[good == len(tasks)].index))
+    def always(column: str, good) -> str:
+        hits = g[g[column].isin(good)].groupby("schedule").task.nunique()
+        return _names(sorted(hits[hits == len(tasks)].index))
 
-    accuracy = always("accuracy")
-    if (g.accuracy == "n/a").any():
-        accuracy = "undetermined (too few seeds for the paired test)"
     scope = (
-        f"{len(tasks)} tasks" if len(tasks) > 1 else "one task: a finding about it, not the kind"
+        "one task: a finding about it, not the kind" if len(tasks) == 1 else f"{len(tasks)} tasks"
     )
     return (
-        f"{name} ({_names(tasks)}; {scope}): best or tied on final accuracy: {accuracy}; "
-        f"best or tied on time to target: {always('speed')}."
+        f"{name} ({_names(tasks)}; {scope}): best or equivalent on final accuracy: "
+        f"{always('accuracy', GOOD)}; fastest to the target: {always('speed', ('best',))}."
     )
 
 
-def reproduction(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Two accuracy tables (``tables.accuracy``) side by side: agree when the 95% CIs overlap."""
-    cols = ["task", "schedule", "lr", "n", "acc_mean", "acc_ci_lo", "acc_ci_hi"]
-    both = a[cols].merge(b[cols], on=["task", "schedule"], how="outer", suffixes=("_a", "_b"))
-    overlap = (both.acc_ci_lo_a <= both.acc_ci_hi_b) & (both.acc_ci_lo_b <= both.acc_ci_hi_a)
-    both["same_lr"] = both.lr_a == both.lr_b
-    both["agree"] = overlap.where(both.acc_ci_lo_a.notna() & both.acc_ci_lo_b.notna())
-    return both
+def reproduction(a: pd.DataFrame, b: pd.DataFrame, margin: float) -> pd.DataFrame:
+    """Two sets of final runs (task, schedule, lr, test_acc), cell by cell: "agree" when a Welch
+    TOST shows the means within +-margin, else "differ" when a Welch t test finds them
+    different (both Holm over the cells), else "inconclusive"; "n/a" below two runs a side."""
+    rows = []
+    for (task, schedule), x in a.groupby(["task", "schedule"]):
+        y = b[(b.task == task) & (b.schedule == schedule)]
+        rows.append({"task": task, "schedule": schedule, "lr_a": x.lr.iloc[0],
+                     "lr_b": y.lr.iloc[0] if len(y) else math.nan, "n_a": len(x), "n_b": len(y),
+                     "acc_mean_a": x.test_acc.mean(), "acc_mean_b": y.test_acc.mean(),
+                     "p_differ": compare.welch_p(x.test_acc, y.test_acc),
+                     "p_equiv": compare.welch_tost_p(x.test_acc, y.test_acc, margin)})  # fmt: skip
+    out = pd.DataFrame(rows)
+    out["p_differ"], out["p_equiv"] = compare.holm(out.p_differ), compare.holm(out.p_equiv)
+    settled = [out[["n_a", "n_b"]].min(axis=1) < 2, out.p_equiv < ALPHA, out.p_differ < ALPHA]
+    out["agreement"] = np.select(settled, ["n/a", "agree", "differ"], "inconclusive")
+    return out.assign(margin=margin)

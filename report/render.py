@@ -1,6 +1,8 @@
 """One jinja2 Environment (autoescape on, small ``fmt_*`` filters) renders the context from
 ``build`` into one self-contained HTML file; WeasyPrint prints the same HTML to PDF with the
-print rules of ``templates/report.css`` (page numbers, contents with page numbers)."""
+print rules of ``templates/report.css`` (page numbers, contents with page numbers). The same
+context gives the same bytes: WeasyPrint writes no date unless the HTML names one, and links
+to the tables stay relative (no base URL), so the PDF names no folder of this machine."""
 
 import math
 from numbers import Integral, Real
@@ -38,6 +40,20 @@ def fmt_ci(lo, hi) -> str:
     return "n.r." if lo == math.inf else f"[{fmt_num(lo, 3)}, {fmt_num(hi, 3)}]"
 
 
+def fmt_pct(value, digits: int = 0) -> str:
+    """A probability as a percentage: 0.363 -> "36%"."""
+    return f"{100 * float(value):.{digits}f}%"
+
+
+VERDICT_CLASS = {"best": "best", "best, uncertain": "unsure", "equivalent": "equiv",
+                 "worse": "worse", "better": "better", "inconclusive": "incon"}  # fmt: skip
+
+
+def verdict_class(word: str) -> str:
+    """The CSS class of a verdict's colour ("na" for none, n/a and -)."""
+    return VERDICT_CLASS.get(word, "na")
+
+
 ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
     autoescape=True,  # every name comes from records: a schedule may be called "<b>"
@@ -45,7 +61,12 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENV.filters |= {"fmt_num": fmt_num, "fmt_ci": fmt_ci}
+ENV.filters |= {
+    "fmt_num": fmt_num,
+    "fmt_ci": fmt_ci,
+    "fmt_pct": fmt_pct,
+    "verdict_class": verdict_class,
+}
 
 
 def html(context: dict) -> str:
@@ -75,5 +96,5 @@ def write(context: dict, folder: Path) -> dict[str, Path]:
     (paths["tables"] / "index.md").write_text("\n".join(index) + "\n")
     text = html(context)
     paths["html"].write_text(text)
-    HTML(string=text, base_url=str(folder)).write_pdf(paths["pdf"])
+    HTML(string=text).write_pdf(paths["pdf"])  # no base URL: links stay relative, no path
     return paths

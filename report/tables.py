@@ -18,11 +18,12 @@ import pandas as pd
 
 from benchmark import metrics
 from benchmark.tidy import TTT
-from report import stats
+from report import compare, stats, verdicts
 from report.load import Results
 
 UNITS = ("step", "epoch", "wall_s")  # time-to-target units: updates, epochs, training seconds
 REACH_QUANTILE = 0.25  # an added target: 3 in 4 final runs reached it at their best
+TEST_EXAMPLES = 10_000  # the official MNIST / Fashion-MNIST test split, when eval_size is unset
 
 
 class Interval(NamedTuple):
@@ -46,13 +47,8 @@ class Table:
     id: str = field(init=False)
 
     def __post_init__(self):
-        constants = (
-            stats.ALPHA,
-            stats.LEVEL,
-            stats.BOOTSTRAP_SEED,
-            stats.BOOTSTRAP_SAMPLES,
-            stats.ROBUST_POINTS,
-        )
+        constants = (compare.ALPHA, compare.POWER, stats.LEVEL, stats.SEED, stats.RESAMPLES,
+                     stats.ROBUST_POINTS, verdicts.BEST_SURE)  # fmt: skip
         definition = f"{self.name}|{list(self.frame.columns)}|{constants}|"
         numbers = self.frame.to_csv(index=False)  # the same runs elsewhere may differ in bits
         digest = hashlib.sha256((definition + ",".join(sorted(self.keys)) + numbers).encode())
@@ -163,7 +159,7 @@ def reachable_targets(results: Results) -> Results:
 
 
 def accuracy(final: pd.DataFrame) -> pd.DataFrame:
-    """Final test accuracy and error per task x schedule (diverged runs included)."""
+    """Final test accuracy per task x schedule (diverged runs included); error is 1 - it."""
     rows = []
     for (task, schedule), g in final.groupby(["task", "schedule"]):
         acc = stats.describe(g.test_acc)
@@ -175,10 +171,6 @@ def accuracy(final: pd.DataFrame) -> pd.DataFrame:
                 "n": acc["n"],
                 "n_diverged": int((g.status == "diverged").sum()),
                 **{f"acc_{k}": v for k, v in acc.items() if k != "n"},
-                "err_mean": 1 - acc["mean"],
-                "err_ci_lo": 1 - acc["ci_hi"],
-                "err_ci_hi": 1 - acc["ci_lo"],
-                "err_iqm": 1 - acc["iqm"],
             }
         )
     return pd.DataFrame(rows)
@@ -211,11 +203,30 @@ def time_to_target(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["task", "target", "schedule"], ignore_index=True)
 
 
-def paired(final: pd.DataFrame) -> pd.DataFrame:
-    """Each task's schedules against its best on test accuracy (``stats.paired_vs_best``)."""
-    parts = [stats.paired_vs_best(g).assign(task=task) for task, g in final.groupby("task")]
+def correct(final: pd.DataFrame) -> pd.DataFrame:
+    """``final`` with n_test (test examples: the spec's eval_size cap, else the whole split)
+    and correct (test_acc x n_test: the count of correct test examples, an integer)."""
+    n_test = final.eval_size.fillna(TEST_EXAMPLES).clip(upper=TEST_EXAMPLES).astype(int)
+    return final.assign(n_test=n_test, correct=np.rint(final.test_acc * n_test).astype(int))
+
+
+def paired(final: pd.DataFrame, margin: float) -> pd.DataFrame:
+    """Each task's schedules against its best on test accuracy (``verdicts.accuracy``)."""
+    runs = correct(final)
+    parts = [verdicts.accuracy(g, margin).assign(task=t) for t, g in runs.groupby("task")]
     frame = pd.concat(parts, ignore_index=True)
     return frame[["task", *frame.columns.drop("task")]]
+
+
+def speed(final: pd.DataFrame, ttt: pd.DataFrame) -> pd.DataFrame:
+    """Each task's schedules at its headline target: KM median epochs and the log-rank verdicts
+    (``verdicts.speed``)."""
+    parts = []
+    for task in sorted(ttt.task.unique()):
+        rows = ttt[(ttt.task == task) & (ttt.target == headline_target(ttt, task))]
+        parts.append(verdicts.speed(rows, final[final.task == task]))
+    cols = ["task", "target", "schedule", "n", "n_reached", "epoch_median", "epoch_lo"]
+    return pd.concat(parts, ignore_index=True)[[*cols, "epoch_hi", "z", "p", "p_holm", "verdict"]]
 
 
 def scores(final: pd.DataFrame) -> pd.DataFrame:
@@ -246,7 +257,8 @@ def sensitivity(tune: pd.DataFrame) -> pd.DataFrame:
 def headline_target(ttt: pd.DataFrame, task: str) -> float:
     """The hardest target that at least half of the task's final runs reached (else the easiest)."""
     rows = ttt[ttt.task == task]
-    reached = rows.groupby("target").apply(lambda g: g.n_reached.sum() / g.n.sum())
+    totals = rows.groupby("target")[["n_reached", "n"]].sum()
+    reached = totals.n_reached / totals.n
     hard = reached[reached >= 0.5]
     return float(hard.index.max() if len(hard) else reached.index.min())
 
