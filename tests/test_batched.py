@@ -1,0 +1,212 @@
+"""The batched engine (benchmark/batched.py) against the single engine, and its parts.
+
+Every task trains on the in-memory digits (conftest.py). A group mixes schedules (plateau,
+schedule_free, onecycle, a user schedule), lrs and seeds, with one run that early-stops and one
+whose lr diverges; each batched record must equal the single engine's record of the same spec
+in everything discrete (status, the step it diverged or stopped at, the curve's steps and lrs,
+the targets reached, the fields) and in its numbers to within ``RTOL``.
+
+Why a tolerance: the batched engine computes the same functions with other summation orders
+(a batched matrix product instead of one per run, a wide product for runs that share inputs,
+the loss averaged per run from unreduced losses) and fused multiply-adds, so its float32
+results differ from the single engine's in the last bits, and training carries that difference
+on. Over these runs' 20 updates it stays below 1e-4 relative for losses; accuracies count
+whole examples and agree exactly here.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from test_train import record_fields
+from torch import nn
+
+from benchmark import data, models, stacked
+from benchmark.batched import GroupRun, chunk_size, group_key, train_group
+from benchmark.semantics import build_model
+from benchmark.spec import RunSpec
+from benchmark.tasks import TASKS
+from benchmark.train import train
+
+CPU = torch.device("cpu")
+# 4 updates an epoch; 2 epochs, 2 evaluations each; 50 dev and test examples
+SMALL = {"epochs": 2, "batch_size": 32, "evals_per_epoch": 2, "train_size": 128, "eval_size": 50}
+RTOL = 1e-4
+# overflows float32 within two updates: a softmax's bounded gradient needs the largest lr
+DIVERGING_LR = {"logreg": 1e38}
+
+
+def group(task: str) -> list[RunSpec]:
+    """Eight runs of ``task``, four per seed (so the two seeds' runs share their batches)."""
+    lr = TASKS[task].lr
+    user = "examples.user_schedule:halve_every_3_epochs"
+    diverging = DIVERGING_LR.get(TASKS[task].model, 1e36)
+    runs = [
+        ("constant", 0, lr / 2, {}), ("plateau", 0, lr, {}), ("schedule_free", 0, lr, {}),
+        ("constant", 0, diverging, {}), ("onecycle", 1, lr, {}), ("schedule_free", 1, lr / 2, {}),
+        (user, 1, lr, {}), ("cosine", 1, 2 * lr, {"early_stopping": 1}),
+    ]  # fmt: skip
+    return [RunSpec.make(task, sch, seed=seed, lr=x, **SMALL | more) for sch, seed, x, more in runs]
+
+
+def assert_equivalent(single: dict, batched: dict) -> None:
+    what = (single["spec"]["schedule"], single["spec"]["seed"], single["spec"]["lr"])
+    assert batched["engine"] == "batched"
+    assert record_fields(batched) == record_fields(single), what
+    for field in ("key", "spec", "task", "status", "diverged_at_step", "stopped_early_at_step"):
+        assert batched[field] == single[field], (what, field)
+    assert batched["budget"] == single["budget"], what
+    assert batched["optimizer"] == single["optimizer"], what
+    for a, b in zip(single["curve"], batched["curve"], strict=True):
+        assert (a["step"], a["samples"], a["lr"]) == (b["step"], b["samples"], b["lr"]), what
+        assert a["val_acc"] == b["val_acc"], (what, a["step"])
+        for loss in ("train_loss", "val_loss"):
+            if a[loss] is None or b[loss] is None:
+                assert a[loss] == b[loss], (what, a["step"], loss)
+            else:
+                assert b[loss] == pytest.approx(a[loss], rel=RTOL), (what, a["step"], loss)
+    reached = {t: hit and hit["step"] for t, hit in single["time_to_target"].items()}
+    assert reached == {t: hit and hit["step"] for t, hit in batched["time_to_target"].items()}
+    for name, value in single["metrics"].items():
+        other = batched["metrics"][name]
+        if isinstance(value, float) and other is not None:
+            assert other == pytest.approx(value, rel=RTOL, abs=1e-6), (what, name)
+        else:
+            assert other == value, (what, name)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_batched_records_equal_the_single_engines(digit_tasks, task):
+    specs = group(task)
+    batched = train_group(specs, digit_tasks, CPU)
+    single = [train(s, digit_tasks, CPU) for s in specs]
+    for a, b in zip(single, batched, strict=True):
+        assert_equivalent(a, b)
+    assert [r["status"] for r in batched].count("diverged") == 1
+    timing = batched[0]["timing"]
+    assert timing["group_runs"] == len(specs)
+    assert timing["train_s"] == pytest.approx(timing["group_train_s"] / len(specs))
+
+
+def test_plateau_cuts_follow_the_single_engine(digit_tasks):
+    # patience 0 and a 50% threshold: nearly every evaluation cuts the lr, mid-group
+    cut = {"patience": 0, "threshold": 0.5}
+    specs = [
+        RunSpec.make("mnist_mlp", "plateau", seed=s, lr=lr, schedule_params=cut, **SMALL)
+        for s in (0, 1) for lr in (0.05, 0.3)
+    ]  # fmt: skip
+    batched = train_group(specs, digit_tasks, CPU)
+    for spec, b in zip(specs, batched, strict=True):
+        assert_equivalent(train(spec, digit_tasks, CPU), b)
+    cuts = [len({p["lr"] for p in b["curve"]}) - 1 for b in batched]
+    assert min(cuts) >= 1, cuts  # every run cut
+    assert max(cuts) >= 2, cuts  # some twice
+
+
+@pytest.mark.parametrize("model", list(models.MODELS))
+def test_every_model_vectorises(model):
+    module = build_model(model, 0, CPU)
+    forward = stacked.forward_for(module, models.MODELS[model].stacked)
+    assert stacked.vectorisable(forward, module, CPU) is None
+
+
+def test_the_gru_cell_is_nn_grus():
+    runs = [build_model("gru", seed, CPU) for seed in range(3)]
+    params = {
+        name: torch.stack([dict(m.named_parameters())[name].detach() for m in runs])
+        for name, _ in runs[0].named_parameters()
+    }
+    forward = models.row_gru(runs[0])
+    x = torch.randn(3, 5, 28, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        separate = forward(params, x, 1)  # run r reads x[r]
+        shared = forward(params, x[:1], 3)  # every run reads x[0]
+        for r, module in enumerate(runs):
+            torch.testing.assert_close(separate[r], module(x[r]), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(shared[r], module(x[0]), rtol=1e-5, atol=1e-6)
+
+
+class Noisy(nn.Module):
+    """A plugin model vmap cannot batch: dropout draws random numbers."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(784, classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_a_model_that_cannot_vectorise_trains_alone(digit_tasks, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setitem(models.MODELS, "noisy", models.Model(Noisy))
+    monkeypatch.setitem(TASKS, "noisy", dataclasses.replace(TASKS["mnist_logreg"], model="noisy"))
+    specs = [RunSpec.make("noisy", "constant", seed=s, **SMALL) for s in (0, 1)]
+    notices = []
+    records = train_group(specs, digit_tasks, CPU, log=notices.append)
+    assert [r["engine"] for r in records] == ["single", "single"]
+    assert len(notices) == 1
+    assert "train one at a time" in notices[0]
+    assert "vmap" in notices[0] or "random" in notices[0].lower()
+
+
+def test_out_of_memory_halves_the_chunk_and_loses_nothing(digit_tasks, monkeypatch):
+    specs = group("mnist_logreg")[:8]
+    whole = train_group(specs, digit_tasks, CPU)
+    original = GroupRun.__init__
+
+    def small_memory(self, part, *args):
+        if len(part) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        original(self, part, *args)
+
+    monkeypatch.setattr(GroupRun, "__init__", small_memory)
+    notices = []
+    chunked = train_group(specs, digit_tasks, CPU, log=notices.append)
+    assert notices == [
+        "batched engine: out of memory; 4 runs at a time",
+        "batched engine: out of memory; 2 runs at a time",
+    ]
+    assert [r["key"] for r in chunked] == [s.key for s in specs]
+    assert {r["timing"]["group_runs"] for r in chunked} == {2}
+    for a, b in zip(whole, chunked, strict=True):
+        assert_equivalent(a, b)
+
+
+def test_runs_whose_seeds_are_unevenly_many_read_their_own_batches(digit_tasks):
+    specs = group("mnist_logreg")[:5]  # seed 0 four times, seed 1 once
+    assert [s.seed for s in specs] == [0, 0, 0, 0, 1]
+    for spec, b in zip(specs, train_group(specs, digit_tasks, CPU), strict=True):
+        assert_equivalent(train(spec, digit_tasks, CPU), b)
+
+
+def test_groups_and_chunks(digit_tasks):
+    a = RunSpec.make("mnist_logreg", "cosine", seed=0, **SMALL)
+    assert group_key(a) == group_key(
+        RunSpec.make("mnist_logreg", "plateau", seed=3, lr=0.1, **SMALL)
+    )
+    assert group_key(a) != group_key(
+        RunSpec.make("mnist_logreg", "cosine", **SMALL | {"epochs": 3})
+    )
+    with pytest.raises(ValueError, match="one group"):
+        train_group([a, RunSpec.make("mnist_mlp", "cosine", **SMALL)], digit_tasks, CPU)
+    module = build_model("mlp", 0, CPU)
+    runs = chunk_size(module, [a] * 5000, CPU)
+    assert 1 <= runs <= 1024
+    assert math.isfinite(runs)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("task", list(TASKS))
+def test_batched_records_equal_the_single_engines_on_cuda(digit_tasks, task):
+    cuda = torch.device("cuda")
+    parts = (digit_tasks.train, digit_tasks.dev, digit_tasks.test)
+    splits = data.Splits(*(data.Split(p.images.to(cuda), p.labels.to(cuda)) for p in parts))
+    specs = group(task)
+    batched = train_group(specs, splits, cuda)
+    single = [train(s, splits, cuda) for s in specs]
+    for a, b in zip(single, batched, strict=True):
+        assert_equivalent(a, b)
+    assert np.isfinite([b["timing"]["train_s"] for b in batched]).all()
