@@ -1,8 +1,8 @@
 # /// script
 # dependencies = ["nox>=2025.2.9", "uv>=0.5"]
 # ///
-"""Sessions: tests (default), lint, data, benchmark, report; `nox -l` lists them; `-- ARGS`
-passes ARGS.
+"""Sessions: tests (default), lint, data, benchmark, perf, report; `nox -l` lists them;
+`-- ARGS` passes ARGS.
 
 Every session that needs torch installs it with uv, whose cache hard-links the ~6 GB of torch
 and CUDA wheels into each session's virtualenv: a fresh machine downloads them once, and each
@@ -55,6 +55,14 @@ def benchmark(session: nox.Session) -> None:
     install_project(session)
     session.run("python", "-m", "benchmark", "data")  # verifies in ~0.5 s once prepared
     session.run("python", "-m", "benchmark", "run", "--report", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def perf(session: nox.Session) -> None:
+    """Measure training throughput: standard pattern, single and batched engine (-- ARGS)."""
+    install_project(session)
+    session.run("python", "-m", "benchmark", "data")
+    session.run("python", "-m", "benchmark", "perf", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -6,6 +6,7 @@ Bad input raises ``InputError``: one line on stderr, exit status 2.
 """
 
 import argparse
+import json
 import shlex
 import sys
 import tomllib
@@ -281,6 +282,12 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
         "--report", action="store_true", help="then render the report (python -m report)"
     )
     parser.add_argument("--executor", default="local", choices=sorted(sweep.EXECUTORS))
+    parser.add_argument(
+        "--engine", choices=sweep.ENGINES,
+        help="single (one run at a time), batched (runs of a task at once), or auto: batched "
+        "on CUDA, and on the CPU for the models measured faster so (default: the sweep file's, "
+        "else auto)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, help="local CPU worker processes (default: cores)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--root", help="data root (default: $SCHEDULE_BENCH_DATA or data/)")
@@ -297,8 +304,8 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
             raise InputError(f"--workers must be >= 1, got {args.workers}")
         options = sweep.Options(
             results=Path(args.results or RESULTS / plan.name),
-            executor=args.executor, workers=args.workers, device=args.device, root=args.root,
-            rerun=args.rerun,
+            executor=args.executor, workers=args.workers, device=args.device,
+            engine=args.engine, root=args.root, rerun=args.rerun,
             slurm={"partition": args.slurm_partition, "gpus_per_task": args.slurm_gpus_per_task,
                    "time_min": args.slurm_time, "array_parallelism": args.array_parallelism},
         )  # fmt: skip
@@ -324,6 +331,45 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
 
             return report([str(options.results)])
         return 0
+
+    return run
+
+
+@command(
+    "perf", "training throughput: the standard PyTorch pattern, the single and the batched engine"
+)
+def perf_command(parser: argparse.ArgumentParser) -> Run:
+    from benchmark.tasks import TASKS
+
+    parser.add_argument(
+        "--task", action="append", choices=list(TASKS), dest="tasks", metavar="TASK",
+        help="a task to measure (repeat for more; default: mnist_logreg and mnist_mlp)",
+    )  # fmt: skip
+    parser.add_argument("--steps", type=int, default=30, help="updates per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="turns per method (median)")
+    parser.add_argument("--max-runs", type=int, default=1024, help="largest R for batched")
+    parser.add_argument(
+        "--max-seconds", type=float, default=60.0,
+        help="a batched measurement slower than this stops larger R (default: 60)",
+    )  # fmt: skip
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--out", default=None, help="folder (default: results/perf)")
+    parser.add_argument("--root", help="data root (default: $SCHEDULE_BENCH_DATA or data/)")
+
+    def run(args: argparse.Namespace) -> None:
+        from benchmark import perf
+        from benchmark.semantics import resolve_device
+
+        if args.steps < 2 or args.repeats < 1 or args.max_runs < 1:
+            raise InputError("--steps must be >= 2, --repeats and --max-runs >= 1")
+        device = resolve_device(args.device)
+        path = perf.run(
+            args.tasks or ["mnist_logreg", "mnist_mlp"], device,
+            Path(args.out) if args.out else perf.PERF, steps=args.steps, repeats=args.repeats,
+            max_runs=args.max_runs, max_seconds=args.max_seconds, root=args.root,
+        )  # fmt: skip
+        print(perf.summary(json.loads(path.read_text())))
+        print(f"perf file: {path}")
 
     return run
 

@@ -6,6 +6,7 @@ A sweep is a TOML file (``benchmark/sweeps/<name>.toml``, or any path)::
     tasks = ["mnist_logreg", "mnist_mlp"]
     schedules = "all"            # or a list of SCHEDULES names / "module:function"
     plugins = []                 # modules imported first: your own tasks, models, schedules
+    engine = "auto"              # single, batched, or auto: batched on CUDA (executors.py)
     [run]                        # RunSpec settings for every run: epochs, batch_size,
     train_size = 10000           # train_size, eval_size, evals_per_epoch, early_stopping,
     epochs = 3                   # precision
@@ -17,6 +18,8 @@ A sweep is a TOML file (``benchmark/sweeps/<name>.toml``, or any path)::
     seeds = [0, 1, 2, 3, 4]      # disjoint from the tuning seeds
     [schedule_params.onecycle]   # optional, per schedule
     pct_start = 0.25
+    [report]                     # optional: how the report judges the results
+    equivalence_margin = 0.005   # accuracy within which two schedules count as equivalent
 
 The protocol (``tune_specs`` -> ``select`` -> ``final_specs``): phase ``tune`` runs every task x
 schedule x grid lr x tuning seed. For each task and schedule, ``select`` picks the grid lr with
@@ -28,12 +31,13 @@ schedule sees the same seeds and the same grid around the same centre (a paired 
 
 import importlib
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.errors import InputError
+from benchmark.executors import ENGINES
 from benchmark.params import need
 from benchmark.schedules import SCHEDULES
 from benchmark.spec import RunSpec
@@ -46,9 +50,21 @@ RUN_SETTINGS = (
 )  # fmt: skip
 CENTRES = ("task", "lr-find")
 _KEYS = {
-    "": {"description", "tasks", "schedules", "plugins", "run", "tune", "final", "schedule_params"},
+    "": {
+        "description",
+        "tasks",
+        "schedules",
+        "plugins",
+        "engine",
+        "run",
+        "tune",
+        "final",
+        "schedule_params",
+        "report",
+    },
     "tune": {"seeds", "lr_factors", "centre"},
     "final": {"seeds"},
+    "report": {"equivalence_margin"},
 }
 
 
@@ -65,6 +81,8 @@ class Sweep:
     centre: str
     final_seeds: tuple[int, ...]
     schedule_params: dict  # schedule name -> its parameters
+    engine: str = "auto"  # executors.ENGINES
+    report: dict = field(default_factory=dict)  # read by report/ from sweep.json
 
     def spec(self, task: str, schedule: str, lr: float, seed: int, phase: str) -> RunSpec:
         params = self.schedule_params.get(schedule, {})
@@ -154,7 +172,7 @@ def _set(raw: dict, dotted: str, value) -> None:
 
 
 def _parse(name: str, raw: dict) -> Sweep:
-    for table in ("run", "tune", "final", "schedule_params"):
+    for table in ("run", "tune", "final", "schedule_params", "report"):
         need(isinstance(raw.get(table, {}), dict), f"[{table}] must be a table", raw.get(table))
     for table, allowed in _KEYS.items():
         given = raw.get(table, {}) if table else raw
@@ -195,9 +213,15 @@ def _parse(name: str, raw: dict) -> Sweep:
         need(isinstance(table, dict), f"[schedule_params.{schedule}] must be a table", table)
     unknown = set(params) - set(schedules)
     need(not unknown, "schedule_params for schedules not in the sweep", sorted(unknown))
+    engine = raw.get("engine", "auto")
+    need(engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}", engine)
+    report = raw.get("report", {})
+    margin = report.get("equivalence_margin", 0.5)  # absent: the report's default
+    ok = type(margin) in (int, float) and 0 < margin < 1
+    need(ok, "report.equivalence_margin must be a number in (0, 1)", margin)
     sweep = Sweep(
         name, raw.get("description", ""), tasks, schedules, plugins, run, tune_seeds,
-        factors, centre, final_seeds, params,
+        factors, centre, final_seeds, params, engine, report,
     )  # fmt: skip
     for task in tasks:  # checks every setting and schedule parameter before anything runs
         for schedule in schedules:

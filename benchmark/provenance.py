@@ -52,7 +52,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -64,7 +64,7 @@ def provenance(device: torch.device) -> dict:
     return {
         **git_state(),
         "python": sys.version.split()[0],
-        **{package: _version(package) for package in PACKAGES},
+        **{package: package_version(package) for package in PACKAGES},
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
         "device": device_name(device),

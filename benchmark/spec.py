@@ -103,6 +103,10 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> "RunSpec":
+        return cls(**fields)
+
 
 def _need_positive(name: str, value) -> None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -11,7 +11,8 @@ flushed, fsynced and renamed into place. JSON has no NaN: a non-finite value in 
 bug (the engine writes ``null``), so writing refuses it. A claim is created exclusively
 (``O_EXCL``); it is stale when its process is gone (same host) or its heartbeat is older than
 ``STALE_S``, and a stale claim is taken over by renaming it away first, which only one process
-can do.
+can do, and checking that what it renamed is the claim it judged stale (``_bury``). A sweep
+starts by burying the stale claims a killed process left (its finished runs' too).
 """
 
 import contextlib
@@ -37,7 +38,8 @@ class Store:
         self.runs, self.claims, self.failed = (self.root / d for d in ("runs", "claims", "failed"))
 
     def create(self) -> "Store":
-        """Make the folders, and remove temporary files that a killed writer left behind."""
+        """Make the folders, and remove the temporary files and claims that a killed process
+        left behind."""
         for folder in (self.runs, self.claims, self.failed):
             folder.mkdir(parents=True, exist_ok=True)
         for tmp in self.root.rglob(".*.tmp"):  # .<name>.<host>-<pid>.tmp (atomic.write_atomic)
@@ -46,6 +48,8 @@ class Store:
             dead = not _alive(int(pid)) if ours and pid.isdigit() else _age(tmp) > STALE_S
             if dead:
                 tmp.unlink(missing_ok=True)
+        for claim in self.claims.glob("*.claim"):  # a killed group's claims of finished runs
+            _bury(claim)
         return self
 
     def record_path(self, key: str) -> Path:
@@ -116,17 +120,39 @@ def _take(path: Path) -> bool:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            if not _stale(path):
+            if not _bury(path):
                 return False
-            tomb = path.with_name(f"{path.name}.stale-{os.getpid()}-{time.monotonic_ns()}")
-            with contextlib.suppress(FileNotFoundError):  # another process took it over first
-                path.rename(tomb)
-                tomb.unlink()
             continue
         with os.fdopen(fd, "w") as f:
             json.dump(_owner(), f)
         return True
     return False
+
+
+def _bury(path: Path) -> bool:
+    """Remove the claim at ``path`` if it is stale; True when it is gone.
+
+    Another process may take the same stale claim over between our look and our removal and
+    put its live claim there: so the claim is renamed away first (which only one process can
+    do), and put back when what was renamed is not the file judged stale (another inode).
+    """
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
+        return True
+    if not _stale(path):
+        return False
+    tomb = path.with_name(f"{path.name}.stale-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        path.rename(tomb)
+    except FileNotFoundError:  # another process took it over first
+        return True
+    live = tomb.stat().st_ino != inode
+    if live:  # a claim made after our look: back where it was
+        with contextlib.suppress(FileExistsError):
+            os.link(tomb, path)
+    tomb.unlink()
+    return not live
 
 
 def _stale(path: Path) -> bool:

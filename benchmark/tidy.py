@@ -10,9 +10,13 @@ runs.csv: one row per run, sorted by phase, task, schedule, lr, seed (then key).
                            optimizer, evals_per_epoch, phase, train_size, eval_size,
                            early_stopping (patience or empty), precision
   schedule_params, optimizer_params   the spec's parameters as compact JSON, sorted keys
+  task_kind, optimizer_family   the task's kind (convex, MLP, CNN, recurrent, ...) and the
+                           optimizer's family (SGD, Adam) as the record gives them; empty
+                           for schema-1 records, which lack them
   status                   "ok" or "diverged"
   diverged_at_step, stopped_early_at_step   the step it happened at, or empty
   steps_done, total_steps  updates made, and the budget in updates
+  test_examples            test examples evaluated (test_acc x test_examples is a count)
   test_acc, test_loss, test_macro_f1, test_macro_precision, test_macro_recall,
   test_roc_auc_ovr, test_acc_class_<i> (i = 0, 1, ...: from test_per_class_acc),
   val_acc_final, val_loss_final, val_acc_best, train_loss_final
@@ -48,18 +52,21 @@ from benchmark.faults import fault_point
 
 SPEC = ("task", "schedule", "lr", "seed", "epochs", "batch_size", "optimizer")
 SPEC += ("evals_per_epoch", "phase", "train_size", "eval_size", "early_stopping", "precision")
-HEAD = ("key", *SPEC, "schedule_params", "optimizer_params", "status")
-HEAD += ("diverged_at_step", "stopped_early_at_step", "steps_done", "total_steps")
+HEAD = ("key", *SPEC, "schedule_params", "optimizer_params", "task_kind", "optimizer_family")
+HEAD += ("status", "diverged_at_step", "stopped_early_at_step", "steps_done", "total_steps")
+HEAD += ("test_examples",)
 TAIL = ("train_s", "eval_s", "engine", "device", "device_type", "git_commit", "git_dirty", "torch")
 TTT = ("step", "epoch", "samples", "wall_s")
 RUN_ID = ("phase", "task", "schedule", "lr", "seed")  # rows are sorted by these, then key
 CURVE = ("step", "epoch", "samples", "lr_now", "train_loss", "val_loss", "val_acc", "wall_s")
 
 INTS = {"seed", "epochs", "batch_size", "evals_per_epoch", "steps_done", "total_steps"}
+INTS |= {"test_examples"}
 INTS |= {"step", "samples"}  # curves.csv
 NULLABLE_INTS = {"train_size", "eval_size", "early_stopping"}
 NULLABLE_INTS |= {"diverged_at_step", "stopped_early_at_step"}
 TEXT = {"key", "task", "schedule", "optimizer", "phase", "precision", "schedule_params"}
+TEXT |= {"task_kind", "optimizer_family"}
 TEXT |= {"optimizer_params", "status", "engine", "device", "device_type", "git_commit", "torch"}
 
 
@@ -79,8 +86,10 @@ def _run_row(record: dict) -> dict:
     row = {"key": record["key"], **{k: spec[k] for k in SPEC}}
     for name in ("schedule_params", "optimizer_params"):
         row[name] = json.dumps(spec[name], sort_keys=True, separators=(",", ":"))
+    row["task_kind"] = record.get("task", {}).get("kind")  # schema 1: absent
+    row["optimizer_family"] = record["optimizer"].get("family")
     row |= {k: record[k] for k in ("status", "diverged_at_step", "stopped_early_at_step")}
-    row |= {k: budget[k] for k in ("steps_done", "total_steps")}
+    row |= {k: budget[k] for k in ("steps_done", "total_steps", "test_examples")}
     for name, value in record["metrics"].items():
         if isinstance(value, list):  # test_per_class_acc -> test_acc_class_<i>
             stem = name.replace("per_class_", "")

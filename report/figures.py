@@ -201,24 +201,29 @@ def rank_heatmap(ranks: pd.DataFrame) -> Figure:
 
 def perf_chart(perf: pd.DataFrame) -> Figure:
     """Training throughput (run-samples per second) against the number of runs trained at once,
-    one panel per device: the standard PyTorch pattern and the single engine at one run, the
-    batched engine at each R; dashed: the hardware floor's estimate when the file gives one."""
-    devices = list(dict.fromkeys(perf.device))
-    fig = Figure(figsize=(5 * len(devices), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(devices), squeeze=False).ravel()
+    one panel per device and task: the standard PyTorch pattern and the single engine at one
+    run, the batched engine at each R; dashed: the estimated floor the device's matmul rate
+    allows for the model's FLOPs."""
+    panels = list(perf[["device", "task"]].drop_duplicates().itertuples(index=False))
+    columns = min(3, len(panels))
+    rows_ = -(-len(panels) // columns)
+    fig = Figure(figsize=(4.2 * columns, 3.2 * rows_), layout="constrained")
+    axes = fig.subplots(rows_, columns, squeeze=False).ravel()
     styles = {"standard": ("0.4", "s"), "single": ("tab:blue", "o"), "batched": ("tab:orange", "D")}
-    for ax, device in zip(axes, devices, strict=True):
-        rows = perf[perf.device == device]
+    for ax, (device, task) in zip(axes, panels, strict=False):
+        rows = perf[(perf.device == device) & (perf.task == task)]
         for method, g in rows.groupby("method", sort=False):
             colour, marker = styles.get(method, ("tab:green", "^"))
             g = g.sort_values("runs")
             ax.plot(g.runs, g.run_samples_per_s, color=colour, marker=marker, label=method)
-        floor = rows.floor_run_samples_per_s.dropna() if "floor_run_samples_per_s" in rows else []
+        floor = rows.floor_run_samples_per_s.dropna()
         if len(floor):
-            ax.axhline(floor.iloc[0], color="0.3", ls="--", lw=1, label="hardware floor (est.)")
+            ax.axhline(floor.iloc[0], color="0.3", ls="--", lw=1, label="floor (matmul rate)")
         ax.set(xscale="log", yscale="log", xlabel="runs trained at once (R)",
-               ylabel="run-samples per second", title=f"{device}: {rows.task.iloc[0]}")  # fmt: skip
+               ylabel="run-samples per second", title=f"{device}: {task}")  # fmt: skip
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
     return fig

@@ -82,21 +82,27 @@ def load(folder: Path) -> Results:
     )
 
 
-PERF_FIELDS = ("device", "task", "measurements")  # results/SCHEMA.md, "Perf files"
+PERF_FIELDS = ("device", "threads", "tasks")  # results/SCHEMA.md, "Perf files"
+PERF_TASK = ("task", "steps", "floor_run_samples_per_s", "measurements")
 
 
 def load_perf(folder: Path) -> pd.DataFrame:
     """Every perf file in ``folder`` (results/perf/<device>.json) as one row per measurement:
-    device, task, steps, method, runs, run_samples_per_s, floor_run_samples_per_s. A file that
-    is not a perf file is skipped with a warning; no folder gives an empty frame."""
+    device, threads, task, steps, floor_run_samples_per_s, method, runs, seconds,
+    run_samples_per_s. A file that is not a perf file is skipped with a warning; no folder
+    gives an empty frame."""
     rows = []
     for path in sorted(Path(folder).glob("*.json")):
         perf = _json(path)
-        if not perf or any(f not in perf for f in PERF_FIELDS):
+        tasks = perf.get("tasks") if perf else None
+        ok = perf and all(f in perf for f in PERF_FIELDS) and isinstance(tasks, list)
+        if not ok or not all(isinstance(t, dict) and all(f in t for f in PERF_TASK) for t in tasks):
             warnings.warn(f"skipped {path}: not a perf file", SkippedRecord, stacklevel=2)
             continue
-        head = {k: perf.get(k) for k in ("device", "task", "steps", "floor_run_samples_per_s")}
-        rows += [head | m for m in perf["measurements"]]
+        head = {"device": perf["device"], "threads": perf["threads"]}
+        for task in tasks:
+            about = {k: task[k] for k in PERF_TASK[:-1]}
+            rows += [head | about | m for m in task["measurements"]]
     return pd.DataFrame(rows)
 
 

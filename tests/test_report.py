@@ -460,12 +460,13 @@ def test_cli_never_imports_torch_and_rejects_bad_folders(tmp_path):
 
 
 def test_perf_files_give_the_speed_chart(tmp_path):
-    perf = {"device": "Test GPU", "task": "mnist_mlp", "steps": 100, "versions": {"torch": "2"},
-            "floor_run_samples_per_s": 1e8,
-            "measurements": [{"method": "standard", "runs": 1, "run_samples_per_s": 2e4},
-                             {"method": "single", "runs": 1, "run_samples_per_s": 9e4},
-                             *({"method": "batched", "runs": r, "run_samples_per_s": 9e4 * r**0.8}
-                               for r in (1, 8, 32))]}  # fmt: skip
+    measured = [{"method": "standard", "runs": 1, "run_samples_per_s": 2e4},
+                {"method": "single", "runs": 1, "run_samples_per_s": 9e4},
+                *({"method": "batched", "runs": r, "run_samples_per_s": 9e4 * r**0.8}
+                  for r in (1, 8, 32))]  # fmt: skip
+    task = {"task": "mnist_mlp", "steps": 100, "floor_run_samples_per_s": 1e8}
+    perf = {"device": "Test GPU", "threads": 1, "versions": {"torch": "2"},
+            "tasks": [task | {"measurements": measured}]}  # fmt: skip
     (tmp_path / "perf").mkdir()
     (tmp_path / "perf" / "test_gpu.json").write_text(json.dumps(perf))
     (tmp_path / "perf" / "notes.json").write_text("{}")

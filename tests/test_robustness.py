@@ -29,16 +29,34 @@ SWEEP, RUNS = FAKE_SWEEP, FAKE_RUNS
 FUZZ = int(os.environ.get("FUZZ_EXAMPLES", "150"))  # derandomized in CI; more to hunt locally
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def make_world(folder: Path, engine: str = "auto") -> tuple[Path, dict[str, dict]]:
     """The sweep file, and the records of an uninterrupted sweep to compare against."""
-    folder = tmp_path_factory.mktemp("world")
     path = folder / "fake.toml"
     path.write_text(SWEEP)
     whole = folder / "whole"
-    done = runner(path, whole).communicate(timeout=300)
+    done = runner(path, whole, engine=engine).communicate(timeout=300)
     assert len(records(whole)) == RUNS, done
     return path, records(whole)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="module", params=["single", "batched"])
+def engine_world(request, tmp_path_factory):
+    """(engine, sweep file, uninterrupted records) for each engine: the batched engine trains
+    each task's runs of a phase as one group of 6, and writes their records when it ends."""
+    return request.param, *make_world(tmp_path_factory.mktemp(request.param), request.param)
+
+
+# where a kill lands: "step" counts optimizer updates, which the batched engine makes once for
+# a whole group (80 in this sweep: 20 per group, 4 groups)
+KILL = {
+    "single": {"mid-training": "step:150", "two runners": "step:100"},
+    "batched": {"mid-training": "step:50", "two runners": "step:15"},
+}
 
 
 def assert_whole(results: Path, expected: dict[str, dict], same_threads: bool = True) -> None:
@@ -68,19 +86,19 @@ def assert_whole(results: Path, expected: dict[str, dict], same_threads: bool = 
     "fault",
     [
         "claim:7",  # a run claimed, not yet started
-        "step:150",  # mid-training (the runner's 150th optimizer update)
+        "mid-training",  # after an optimizer update (KILL)
         "write:9",  # a record's temporary file complete, not yet renamed
         "write:14",  # selection.csv or a record around the phase change
         "tables:1",  # runs.csv rewritten, curves.csv not
     ],
 )
-def test_kill_at_a_point_then_resume(world, tmp_path, fault):
-    sweep_path, expected = world
+def test_kill_at_a_point_then_resume(engine_world, tmp_path, fault):
+    engine, sweep_path, expected = engine_world
     results = tmp_path / "r"
-    killed = runner(sweep_path, results, fault)
+    killed = runner(sweep_path, results, KILL[engine].get(fault, fault), engine=engine)
     killed.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL
-    resumed = runner(sweep_path, results)
+    resumed = runner(sweep_path, results, engine=engine)
     _out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert_whole(results, expected)
@@ -112,10 +130,11 @@ print(len(splits.train.labels), len(splits.dev.labels), len(splits.test.labels))
 
 
 @pytest.mark.slow
-def test_two_runners_one_killed_midway(world, tmp_path):
-    sweep_path, expected = world
+def test_two_runners_one_killed_midway(engine_world, tmp_path):
+    engine, sweep_path, expected = engine_world
     results = tmp_path / "r"
-    victim, survivor = runner(sweep_path, results, "step:100"), runner(sweep_path, results)
+    victim = runner(sweep_path, results, KILL[engine]["two runners"], engine=engine)
+    survivor = runner(sweep_path, results, engine=engine)
     victim.communicate(timeout=300)
     out, err = survivor.communicate(timeout=300)
     assert victim.returncode == -signal.SIGKILL

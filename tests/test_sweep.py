@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import data, protocol, record, store, sweep, tasks, tidy
+from benchmark import data, executors, protocol, record, store, sweep, tasks, tidy
 from benchmark.__main__ import main
 from benchmark.errors import InputError
 from benchmark.spec import RunSpec
@@ -235,7 +235,7 @@ def test_a_crashing_run_is_recorded_and_the_sweep_goes_on(
         raise RuntimeError("disk on fire")
 
     protocol.load(str(sweep_file))  # imports the fakes plugin, which wraps data.load first
-    monkeypatch.setattr(sweep, "_SPLITS", {})
+    monkeypatch.setattr(executors, "_SPLITS", {})
     monkeypatch.setattr(sweep.data, "load", flaky)
     results = tmp_path / "r"
     code = main(["run", "--sweep", str(sweep_file), "--results", str(results), "--workers", "1",
@@ -248,7 +248,9 @@ def test_a_crashing_run_is_recorded_and_the_sweep_goes_on(
     status = sweep.status(results).set_index("phase")
     assert status.loc["tune", "failed"] == 12
     monkeypatch.setattr(sweep.data, "load", real)
-    assert calls["n"] == 12
+    # one load for the batched group of digits_logreg's 6 tuning runs (auto on the CPU trains
+    # logreg batched), one for each of digits_mlp's 6 single runs
+    assert calls["n"] == 1 + 6
 
 
 def test_records_of_another_protocol_version_are_left_out(sweep_file, tmp_path, monkeypatch):
@@ -300,6 +302,48 @@ def test_a_claim_is_exclusive_and_a_dead_owners_claim_is_taken_over(tmp_path):
     assert not s.claimed("k")
     with s.claim("k") as mine:
         assert mine
+
+
+def test_a_claim_taken_over_by_another_process_meanwhile_is_left_to_it(tmp_path, monkeypatch):
+    """The race: we judge a dead owner's claim stale; before we remove it, another process
+    takes it over and writes its live claim in its place. Ours must not remove theirs."""
+    s = store.Store(tmp_path).create()
+    claim = s.claims / "k.claim"
+    claim.write_text(json.dumps({"host": os.uname().nodename, "pid": dead_pid()}))
+    theirs = json.dumps({"host": "other-host", "pid": 4242})
+    judged = store._stale
+
+    def stale_then_taken_over(path):
+        verdict = judged(path)
+        if verdict and path == claim:  # the other process replaces it (a new file, new inode)
+            fresh = path.with_name("fresh")
+            fresh.write_text(theirs)
+            fresh.replace(path)
+        return verdict
+
+    monkeypatch.setattr(store, "_stale", stale_then_taken_over)
+    with s.claim("k") as mine:
+        assert not mine  # we did not take a claim another process holds
+    assert claim.read_text() == theirs
+    assert sorted(p.name for p in s.claims.iterdir()) == ["k.claim"]  # nothing else left
+
+
+def test_a_sweep_buries_the_claims_a_killed_process_left(tmp_path):
+    s = store.Store(tmp_path).create()
+    for key in ("done", "pending"):
+        (s.claims / f"{key}.claim").write_text(
+            json.dumps({"host": os.uname().nodename, "pid": dead_pid()})
+        )
+    (s.claims / "live.claim").write_text(json.dumps({"host": "other-host", "pid": 1}))
+    store.Store(tmp_path).create()
+    assert [p.name for p in s.claims.iterdir()] == ["live.claim"]
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
 
 
 def test_an_old_heartbeat_is_stale(tmp_path):

@@ -78,9 +78,12 @@ def env(fault: str | None = None) -> dict:
     return out | ({faults.ENV: fault} if fault else {})
 
 
-def runner(sweep: Path, results: Path, fault: str | None = None, workers: int = 1):
+def runner(
+    sweep: Path, results: Path, fault: str | None = None, workers: int = 1, engine: str = "auto"
+):
     """``python -m benchmark run`` on ``sweep`` in a subprocess (stdout, stderr piped)."""
     argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep), "--results",
-            str(results), "--device", "cpu", "--workers", str(workers)]  # fmt: skip
+            str(results), "--device", "cpu", "--workers", str(workers),
+            "--engine", engine]  # fmt: skip
     pipe = subprocess.PIPE
     return subprocess.Popen(argv, stdout=pipe, stderr=pipe, text=True, env=env(fault))
