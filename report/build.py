@@ -1,26 +1,22 @@
 """From loaded results to everything the report shows: tables, figures, sentences, notes.
 
 ``build`` returns the template's context; ``render.py`` turns it into HTML and PDF. The
-report answers first (a takeaway per task and the verdict matrix), then shows how sure
+report answers first (a takeaway per task and the verdict matrix), then, when a task ran at
+several budgets, which schedule at which budget (``budgets.py``), then shows how sure
 (accuracy and paired tests), how fast (time to target), how robust (lr sensitivity), how
 the numbers were made (methods), and where they came from (reproducibility, how to cite).
 The same records give the same bytes: no clock, fixed seeds, fixed SVG ids.
 """
 
-import base64
-import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from report import compare, figures, findings, identical, stats, tables, verdicts
+from report import budgets, compare, findings, identical, stats, tables, verdicts
 from report.load import Results
+from report.plots import plots
 from report.tables import Table
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
@@ -47,29 +43,35 @@ TITLES = {  # each cited table's title, shown in its caption after its ID
     f"of grid lrs around it whose mean dev accuracy is within {100 * stats.ROBUST_POINTS:g} "
     "points of it (width = lr_to / lr_from)",
     "lr_sensitivity": "Dev accuracy at the end of the budget against lr, mean over tuning seeds",
+    "budgets": "Every schedule at every budget of a task run at several (epochs; each budget "
+    "with its own tuned lr and the same seeds): the lr selected there, final test accuracy "
+    "(mean, 95% t interval), P(best) and the accuracy verdict against that budget's best; a "
+    "schedule merged with another at a budget is listed under each name",
+    "budget_ranking": "Does the order of the schedules change with the budget? Kendall's tau-b "
+    "between their mean test accuracies at two budgets (+1: the same order, -1: reversed), "
+    "on the seeds every schedule ran at both, with a 95% percentile interval over resamples "
+    "of those seeds (the same seeds drawn at both budgets)",
+    "budget_time": "Time to each dev-accuracy target some run reached, per schedule and budget "
+    "(each budget with its own tuned lr): runs that reached it and the Kaplan-Meier median "
+    "(95% CI) in steps and epochs; n.r.: not reached (inf in the CSV)",
     "reproduction": "Reproduction check: test accuracy of both result sets; agree when a Welch "
     "TOST shows the means within the margin, differ when a Welch t test separates them (Holm)",
 }
 
 
-@dataclass
-class Plot:
-    name: str  # anchor
-    caption: str
-    svg: str  # base64 SVG, inlined as a data URI
-    width_in: float  # shown at its drawn size (at most the page width), so fonts stay alike
-
-
-def plot(name: str, caption: str, fig: Figure) -> Plot:
-    buf = io.BytesIO()
-    with matplotlib.rc_context({"svg.hashsalt": name}):  # element ids from the name, not random
-        fig.savefig(buf, format="svg", metadata={"Date": None})  # no date: same input, same file
-    return Plot(name, caption, base64.b64encode(buf.getvalue()).decode(), fig.get_figwidth())
-
-
-def plural(n: int, word: str) -> str:
-    """ "1 task", "2 tasks"."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
+SECTIONS = {  # anchor: heading, in reading order; the budget section only with budgets
+    "details": "The answer in detail",
+    "budget-section": "Which schedule at which budget",
+    "accuracy-section": "Final accuracy",
+    "time-section": "Time to target",
+    "across-section": "Across tasks",
+    "curves-section": "Learning curves",
+    "sensitivity-section": "Learning-rate sensitivity",
+    "gallery-section": "The schedules",
+    "methods": "Methods",
+    "reproducibility": "Reproducibility",
+    "cite": "How to cite",
+}
 
 
 def build(results: Results, other: Results | None = None, perf: pd.DataFrame | None = None) -> dict:
@@ -79,13 +81,13 @@ def build(results: Results, other: Results | None = None, perf: pd.DataFrame | N
     progress = tqdm(total=3, desc="report", unit="part", disable=None)
     results, merged, cited, every_ttt = tables_of(results)
     final = results.final
-    matrix = cited["recommendation"].frame
-    tasks = sorted(final.task.unique())
+    order = budgets.order(results, final.task.unique())  # problems: task x budget
     progress.update()
-    plots = _plots(results, cited, perf)
+    drawn = plots(results, cited, order, perf)
     progress.update()
     if other is not None:
-        check = findings.reproduction(final, identical.merge(other)[0].final, margin)
+        other = identical.merge(budgets.split(other))[0]
+        check = findings.reproduction(final, other.final, margin)
         both = pd.concat([final, other.final])
         env = tables.environment(results, final.key)
         env += f"; other: {tables.environment(other, other.final.key)}"
@@ -93,27 +95,27 @@ def build(results: Results, other: Results | None = None, perf: pd.DataFrame | N
         cited["reproduction"] = Table("reproduction", title, check, both.key.tolist(), env)
     progress.update()
     progress.close()
-    acc, paired, speed = (cited[n].frame for n in ("accuracy", "paired", "speed"))
     unreached = every_ttt.groupby(["task", "target"]).n_reached.sum()
+    kinds = findings.kinds(final)
+    section = _budget_section(results, cited)
     return {
         "meta": _meta(results, n_records, cited["accuracy"].environment),
-        "takeaways": {t: findings.takeaway(t, acc, paired, speed) for t in tasks},
-        "answer": {
-            t: findings.task_sentences(
-                t, acc, paired, speed, merged.get(t, []), results.derived_targets
-            )
-            for t in tasks
-        },
-        "matrix": _matrix_rows(matrix, cited["ranks"].frame.schedule),
-        "guidance": findings.guidance(matrix),
+        "sections": _numbered(section is not None),
+        "takeaways": _takeaways(results, cited, kinds, section),
+        "answer": _answer(results, cited, merged, order),
+        "budget": section,
+        "matrix": _matrix_rows(
+            cited["recommendation"].frame, cited["ranks"].frame.schedule, order, kinds
+        ),
+        "guidance": findings.guidance(cited["recommendation"].frame, kinds, results.task_of),
         "merged": merged,
         "unreached": [f"{t} {g:g}" for (t, g), n in unreached.items() if n == 0],
         "tables": cited,
-        "plots": plots,
+        "plots": drawn,
         "friedman": stats.friedman(tables.scores(final)),
         "sensitivity": cited.get("robustness"),
         "reproduction": cited.get("reproduction"),
-        "single_seed": int(acc.n.max()) < 2,
+        "single_seed": int(cited["accuracy"].frame.n.max()) < 2,
         "constants": {
             "alpha": compare.ALPHA,
             "level": f"{100 * stats.LEVEL:g}%",
@@ -136,11 +138,11 @@ def build(results: Results, other: Results | None = None, perf: pd.DataFrame | N
 
 
 def tables_of(results: Results) -> tuple[Results, dict, dict[str, Table], pd.DataFrame]:
-    """What the report computes before it draws: the results with identical schedules merged
-    and targets added, the merged groups, the cited tables by name (the verdict matrix first)
-    and time to every target."""
+    """What the report computes before it draws: the results split into problems (task x
+    budget) with identical schedules merged and targets added, the merged groups, the cited
+    tables by name (the verdict matrix first) and time to every target."""
     margin = verdicts.margin(results.sweep)
-    merged_results, merged = identical.merge(results)
+    merged_results, merged = identical.merge(budgets.split(results))
     results = tables.reachable_targets(merged_results)
     final, tune = results.final, results.tune
 
@@ -152,14 +154,20 @@ def tables_of(results: Results) -> tuple[Results, dict, dict[str, Table], pd.Dat
     paired = tables.paired(final, margin)
     speed = tables.speed(final, every_ttt)
     some = every_ttt.groupby(["task", "target"]).n_reached.transform("sum") > 0
+    acc = tables.accuracy(final)
     cited = {
         "recommendation": cite("recommendation", verdicts.matrix(paired, speed)),
-        "accuracy": cite("accuracy", tables.accuracy(final)),
+        "accuracy": cite("accuracy", acc),
         "paired": cite("paired", paired),
         "speed": cite("speed", speed),
         "ranks": cite("ranks", tables.ranks(final)),
         "time_to_target": cite("time_to_target", every_ttt[some].reset_index(drop=True)),
     }
+    if budgets.tasks(results):
+        runs = final[final.task.isin([p for ps in budgets.tasks(results).values() for p in ps])]
+        cited["budgets"] = cite("budgets", budgets.verdicts(results, acc, paired), runs)
+        cited["budget_ranking"] = cite("budget_ranking", budgets.ranking(results), runs)
+        cited["budget_time"] = cite("budget_time", budgets.times(results, every_ttt), runs)
     if len(tune):
         sens = tables.sensitivity(tune)
         cited["robustness"] = cite("robustness", stats.robustness(sens), tune)
@@ -167,85 +175,62 @@ def tables_of(results: Results) -> tuple[Results, dict, dict[str, Table], pd.Dat
     return results, merged, cited, every_ttt
 
 
-def _plots(results: Results, cited: dict[str, Table], perf: pd.DataFrame | None) -> dict:
-    final, speed = results.final, cited["speed"].frame
-    tasks = sorted(final.task.unique())
-    curves = results.curves[results.curves.key.isin(final.key)]
-    targets = speed.groupby("task").target.first().to_dict()  # each task's headline target
-    shown = min(figures.KM_TOP, final.groupby("task").schedule.nunique().max())
-    across = _across_tasks(final, cited["time_to_target"].frame)
-    gallery = ("Every schedule at its defaults (lr 0.1, 10 epochs of 100 steps); momentum, "
-               "where cycled, dashed")  # fmt: skip
-    plots = {
-        "curves": [
-            plot(f"curves-{t}", f"{t}: dev accuracy during training", figures.dev_curves(curves, t))
-            for t in tasks
-        ],
-        "km": [
-            plot(
-                "km",
-                "Time to each task's headline target: the fraction of runs at or above it by "
-                f"epoch (Kaplan-Meier, 95% band), for the {plural(shown, 'schedule')} with the "
-                "smallest median; all of them are in the speed table",
-                figures.km_curves(final, speed, targets),
-            )
-        ],
-        "profiles": [
-            plot("profiles", across["caption"], figures.performance_profiles(across["ratios"]))
-        ],
-        "ranks": [
-            plot(
-                "rank-heatmap",
-                "Ranks on mean test accuracy",
-                figures.rank_heatmap(cited["ranks"].frame),
-            )
-        ],
-        "gallery": [plot("gallery", gallery, figures.gallery())],
+def _numbered(with_budgets: bool) -> dict[str, tuple[int, str]]:
+    """Each section's number and heading, the budget section only when there is one."""
+    shown = [s for s in SECTIONS if with_budgets or s != "budget-section"]
+    return {s: (i, SECTIONS[s]) for i, s in enumerate(shown, start=1)}
+
+
+def _budget_section(results: Results, cited: dict[str, Table]) -> dict | None:
+    """The budget section's sentences per task with several budgets, and its robust schedules;
+    None when every task has one budget."""
+    if "budgets" not in cited:
+        return None
+    acc, paired = cited["accuracy"].frame, cited["paired"].frame
+    section = {
+        "ranking": cited["budget_ranking"].frame,
+        "times": cited["budget_time"].frame,
+        "robust": budgets.robust(cited["budgets"].frame),
     }
-    if "lr_sensitivity" in cited:
-        plots["sensitivity"] = [
-            plot(
-                "sensitivity",
-                "Dev accuracy against lr (tune runs), in points below the schedule's best there",
-                figures.lr_sensitivity(cited["lr_sensitivity"].frame),
-            )
-        ]
-    if perf is not None and len(perf):
-        caption = (
-            "Training throughput by engine (results/perf/): "
-            + "; ".join(f"{d}, {t}, {s} steps" for d, t, s in
-                        perf[["device", "task", "steps"]].drop_duplicates().itertuples(index=False))
-        )  # fmt: skip
-        plots["perf"] = [plot("perf", caption, figures.perf_chart(perf))]
-    return plots
-
-
-def _across_tasks(final: pd.DataFrame, ttt: pd.DataFrame) -> dict:
-    """Performance-profile ratios (problems: task x target for time, task for error) over the
-    schedules present on every task (a merged pair may exist on some tasks only)."""
-    time = ttt.pivot_table(index=["task", "target"], columns="schedule", values="epoch_median")
-    time = time[np.isfinite(time).any(axis=1)]  # a target no schedule reached compares nothing
-    error = 1 - tables.scores(final)
-    everywhere = error.columns[error.notna().all()]
-    ratios = {
-        "time to target (KM median epochs)": stats.profile_ratios(time[everywhere]),
-        "final test error (mean)": stats.profile_ratios(error[everywhere]),
+    section["sentences"] = {
+        task: budgets.sentences(results, task, acc, paired, section)
+        for task in budgets.tasks(results)
     }
-    caption = (
-        f"Performance profiles over {plural(len(time), 'task x target problem')} that some "
-        f"schedule reached (time) and {plural(len(error), 'task')} (error); a schedule that "
-        "never reached a target counts as infinitely slow there"
-    )
-    return {"ratios": ratios, "caption": caption}
+    return section
 
 
-def _matrix_rows(matrix: pd.DataFrame, order) -> dict:
-    """The matrix for the template: tasks (kind, headline target) and a row per schedule, in
-    ``order`` (by mean rank); each cell (accuracy, P(best) or None, speed)."""
-    heads = [
-        {"task": t, "kind": " with ".join(filter(None, findings.kind_of(t))), "target": g}
-        for t, g in matrix.drop_duplicates("task")[["task", "target"]].itertuples(index=False)
-    ]
+def _answer(results: Results, cited: dict[str, Table], merged: dict, order) -> dict:
+    """The sentences of the answer in detail, per problem (task x budget) in ``order``."""
+    acc, paired, speed = (cited[n].frame for n in ("accuracy", "paired", "speed"))
+    return {
+        t: findings.task_sentences(t, acc, paired, speed, merged.get(t, []),
+                                   results.derived_targets.get(results.task_of(t), []))
+        for t in order
+    }  # fmt: skip
+
+
+def _takeaways(results: Results, cited: dict[str, Table], kinds: dict, section) -> list[dict]:
+    """Page 1's line per task (task, kind, text): with several budgets the best at each."""
+    acc, paired, speed = (cited[n].frame for n in ("accuracy", "paired", "speed"))
+    several, out = budgets.tasks(results), []
+    for problem in budgets.order(results, results.final.task.unique()):
+        task = results.task_of(problem)
+        if task not in several:
+            text = findings.takeaway(problem, acc, paired, speed)
+        elif problem == several[task][0]:
+            text = budgets.takeaway(results, task, acc, paired, section["robust"])
+        else:
+            continue
+        out.append({"task": task, "kind": kinds[problem], "text": text})
+    return out
+
+
+def _matrix_rows(matrix: pd.DataFrame, order, problems: list[str], kinds: dict) -> dict:
+    """The matrix for the template: tasks (kind, headline target) in ``problems``' order and a
+    row per schedule, in ``order`` (by mean rank); each cell (accuracy, P(best) or None,
+    speed)."""
+    targets = matrix.drop_duplicates("task").set_index("task").target
+    heads = [{"task": t, "kind": kinds[t], "target": targets[t]} for t in problems]
     cells = matrix.set_index(["schedule", "task"])
     rows = []
     for s in order:
@@ -271,7 +256,10 @@ def _meta(results: Results, n_final: int, env: str) -> dict:
         "folder": _shown(results.folder),
         "n_final": n_final,  # records, before identical schedules were merged
         "n_tune": len(results.tune),
-        "tasks": sorted(final.task.unique()),
+        "tasks": sorted({results.task_of(p) for p in final.task.unique()}),
+        "budgets": sorted(
+            {results.problems[p][1] for ps in budgets.tasks(results).values() for p in ps}
+        ),
         "schedules": sorted(final.schedule.unique()),
         "seeds": sorted(final.seed.unique().tolist()),
         "environment": env,

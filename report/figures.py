@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import NullFormatter, NullLocator
 
 from benchmark.gallery import gallery_figure
 from report import stats
@@ -110,6 +110,39 @@ def km_curves(
         ax.legend(fontsize=7, loc="upper left")
     for ax in axes[len(targets) :]:
         ax.set_visible(False)
+    return fig
+
+
+def accuracy_by_budget(table: pd.DataFrame, columns: int = 2) -> Figure:
+    """Mean final test accuracy against the budget for each schedule, with its 95% CI, one
+    panel per task (``budgets.verdicts``' table); a budget's points are spread a little
+    sideways so that no interval hides another."""
+    tasks = sorted(table.task.unique())
+    cols = min(columns, len(tasks))
+    fig = Figure(figsize=(5 * cols, 3.4 * -(-len(tasks) // cols) + 0.6), layout="constrained")
+    axes = fig.subplots(-(-len(tasks) // cols), cols, squeeze=False).ravel()
+    style, handles = styles(table.schedule.unique()), {}
+    for ax, task in zip(axes, tasks, strict=False):
+        rows = table[table.task == task]
+        names = sorted(rows.schedule.unique())
+        for i, (schedule, g) in enumerate(rows.groupby("schedule")):
+            g = g.sort_values("epochs")
+            x = g.epochs * 1.15 ** ((i - (len(names) - 1) / 2) / max(1, len(names) - 1))
+            err = [g.acc_mean - g.acc_ci_lo, g.acc_ci_hi - g.acc_mean]
+            handles[schedule] = ax.errorbar(x, g.acc_mean, yerr=err, **style[schedule],
+                                            marker="o", ms=3, lw=1.2, capsize=2)  # fmt: skip
+        budgets = sorted(rows.epochs.unique())
+        ax.set(xscale="log", xlabel="budget (epochs, log scale)", ylabel="test accuracy")
+        ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(budgets[0] / 1.3, budgets[-1] * 1.3)
+        ax.set_title(f"{task}: mean test accuracy with 95% CI", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    handles = dict(sorted(handles.items()))
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center",
+               ncols=min(5, len(handles)), fontsize=7, frameon=False)  # fmt: skip
     return fig
 
 

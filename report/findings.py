@@ -1,6 +1,8 @@
 """The answer in sentences: a one-line takeaway per task, the details that carry their
 numbers, guidance by kind of task, and the reproduction check. The verdicts themselves and
-their rules are in ``verdicts.py``; the report prints the rules beside the results.
+their rules are in ``verdicts.py``; the report prints the rules beside the results. A task's
+kind and its optimizer's family come from the run records (``task.kind``,
+``optimizer.family``), so a plugin's task of a new kind is grouped as its records say.
 """
 
 import math
@@ -8,22 +10,28 @@ import math
 import numpy as np
 import pandas as pd
 
-from benchmark.tasks import TASKS
 from report import compare, stats
 from report.compare import ALPHA
 from report.tables import REACH_QUANTILE
-
-OPTIMIZER_FAMILY = {"sgd": "SGD", "adam": "Adam", "adamw": "Adam"}
-GOOD = ("best", "best, uncertain", "equivalent")  # what guidance draws on
+from report.verdicts import GOOD
 
 
-def kind_of(task: str) -> tuple[str, str]:
-    """(kind, optimizer family) of a registered task; ("other", "") when it is unknown here."""
-    t = TASKS.get(task)
-    return (t.kind, OPTIMIZER_FAMILY.get(t.optimizer, t.optimizer)) if t else ("other", "")
+def kinds(runs: pd.DataFrame) -> dict[str, str | None]:
+    """Each task's kind with its optimizer family, as its records give them ("convex with
+    SGD"); None where they do not give the kind (schema-1 records)."""
+    first, out = runs.groupby("task")[["task_kind", "optimizer_family"]].first(), {}
+    for task, kind, family in first.itertuples():
+        with_family = f"{kind} with {family}" if isinstance(family, str) else kind
+        out[task] = with_family if isinstance(kind, str) else None  # NaN: not in the record
+    return out
 
 
-def _names(items) -> str:
+def plural(n: int, word: str) -> str:
+    """ "1 task", "2 tasks"."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def name_list(items) -> str:
     items = list(items)
     return ", ".join(items) if items else "none"
 
@@ -32,7 +40,7 @@ def _points(diff: float) -> str:
     return f"{100 * diff:+.2f} points"
 
 
-def _pct(p: float) -> str:
+def percent(p: float) -> str:
     return f"{100 * p:.0f}%"
 
 
@@ -55,21 +63,21 @@ def takeaway(task: str, acc: pd.DataFrame, paired: pd.DataFrame, speed: pd.DataF
     best = p[p.verdict.str.startswith("best")].iloc[0]
     a = acc[(acc.task == task) & (acc.schedule == best.schedule)].iloc[0]
     ci = "" if math.isnan(a.acc_ci_lo) else f", 95% CI {a.acc_ci_lo:.4f} to {a.acc_ci_hi:.4f}"
-    sure = f"best in {_pct(best.p_best)} of seed resamples"
+    sure = f"best in {percent(best.p_best)} of seed resamples"
     equiv = p[p.verdict == "equivalent"].schedule
     return (
         f"{best.schedule} has the highest mean test accuracy, {a.acc_mean:.4f} (n = {int(a.n)}"
-        f"{ci}; {sure}); equivalent within ±{100 * best.margin:g} points: {_names(equiv)}; "
+        f"{ci}; {sure}); equivalent within ±{100 * best.margin:g} points: {name_list(equiv)}; "
         f"{_fastest(s)}."
     )
 
 
-def task_sentences(task, acc, paired, speed, merged: list[list[str]], derived) -> list[str]:
+def task_sentences(task, acc, paired, speed, merged: list[list[str]], added) -> list[str]:
     """What the results say about one task, each claim with its n, estimate and interval.
 
-    ``merged``: the task's identical schedules; ``derived``: targets the report added."""
+    ``merged``: the task's identical schedules; ``added``: targets the report added to it."""
     p, s, a = (f[f.task == task] for f in (paired, speed, acc))
-    out = _accuracy_sentences(p, a) + _speed_sentences(s, derived.get(task))
+    out = _accuracy_sentences(p, a) + _speed_sentences(s, added)
     if merged:
         out.append(
             f"{' and '.join(' = '.join(g) for g in merged)} at this budget: identical lr "
@@ -78,7 +86,7 @@ def task_sentences(task, acc, paired, speed, merged: list[list[str]], derived) -
     diverged = a[a.n_diverged > 0]
     if len(diverged):
         runs = (f"{r.schedule} {int(r.n_diverged)} of {int(r.n)}" for r in diverged.itertuples())
-        out.append(f"Diverged runs (counted in every number above): {_names(runs)}.")
+        out.append(f"Diverged runs (counted in every number above): {name_list(runs)}.")
     return out
 
 
@@ -91,7 +99,7 @@ def _accuracy_sentences(p: pd.DataFrame, a: pd.DataFrame) -> list[str]:
     out = [
         f"{best.schedule} had the highest mean test accuracy, {top.acc_mean:.4f} ({ci}, "
         f"n = {n} runs, one per seed, lr {top.lr:.3g}); it has the highest mean in "
-        f"{_pct(best.p_best)} of {stats.RESAMPLES:,} resamples of the seeds{uncertain}."
+        f"{percent(best.p_best)} of {stats.RESAMPLES:,} resamples of the seeds{uncertain}."
     ]
     n_pairs = int(p.n_pairs.max())
     if not compare.separable(n_pairs, m):
@@ -103,7 +111,9 @@ def _accuracy_sentences(p: pd.DataFrame, a: pd.DataFrame) -> list[str]:
 
     def listed(verdict: str, extra=lambda r: "") -> str:
         rows = p[p.verdict == verdict]
-        return _names(f"{r.schedule} ({_points(r.mean_diff)}{extra(r)})" for r in rows.itertuples())
+        return name_list(
+            f"{r.schedule} ({_points(r.mean_diff)}{extra(r)})" for r in rows.itertuples()
+        )
 
     def needed(r) -> str:
         return "; more than 1,000 seeds" if math.isinf(r.seeds_needed) else (
@@ -118,10 +128,10 @@ def _accuracy_sentences(p: pd.DataFrame, a: pd.DataFrame) -> list[str]:
     ]
 
 
-def _speed_sentences(s: pd.DataFrame, derived: float | None) -> list[str]:
+def _speed_sentences(s: pd.DataFrame, added) -> list[str]:
     target = s.target.iloc[0]
     out = []
-    if derived == target:
+    if target in added:
         out.append(
             f"Fewer than half the runs reached the task's own targets within this budget, so "
             f"time to target is measured to {target:g}, a target the report added: the "
@@ -136,37 +146,43 @@ def _speed_sentences(s: pd.DataFrame, derived: float | None) -> list[str]:
     hi = "not reached" if math.isinf(f.epoch_hi) else f"{f.epoch_hi:.2f}"
     ci = "no CI: one run" if math.isnan(f.epoch_lo) else f"95% CI {f.epoch_lo:.2f} to {hi}"
     out.append(
-        f"{_names(top.schedule)} reached dev accuracy {target:g} fastest: Kaplan-Meier median "
+        f"{name_list(top.schedule)} reached dev accuracy {target:g} fastest: Kaplan-Meier median "
         f"{f.epoch_median:.2f} epochs ({ci}" + (", each" if len(top) > 1 else "") + ")."
     )
     return [
         *out,
         f"Slower (log-rank test against the fastest, Holm, alpha {ALPHA:g}): "
-        f"{_names(s.schedule[s.verdict == 'worse'])}. Not found slower: "
-        f"{_names(s.schedule[s.verdict.isin(['inconclusive', 'better'])])}.",
+        f"{name_list(s.schedule[s.verdict == 'worse'])}. Not found slower: "
+        f"{name_list(s.schedule[s.verdict.isin(['inconclusive', 'better'])])}.",
     ]
 
 
-def guidance(matrix: pd.DataFrame) -> list[str]:
-    """The schedules best or equivalent on every task, overall and per kind of task."""
-    kinds = [" with ".join(filter(None, kind_of(t))) for t in matrix.task]
+def guidance(matrix: pd.DataFrame, kinds: dict[str, str | None], task_of) -> list[str]:
+    """The schedules best or equivalent on every task (at every budget), overall and per kind
+    of task; ``kinds`` and ``task_of`` give a problem's kind and task (``Results.task_of``)."""
     groups = [("On every task", matrix)] if matrix.task.nunique() > 1 else []
-    groups += list(matrix.assign(kind=kinds).groupby("kind"))
-    return [_always_good(name, g) for name, g in groups]
+    groups += list(matrix.assign(kind=matrix.task.map(kinds)).groupby("kind"))  # None: left out
+    unknown = sorted(t for t in matrix.task.unique() if kinds[t] is None)
+    said = [f"Kind not in the records (schema 1): {name_list(unknown)}."] if unknown else []
+    return [_always_good(name, g, task_of) for name, g in groups] + said
 
 
-def _always_good(name: str, g: pd.DataFrame) -> str:
-    tasks = sorted(g.task.unique())
+def _always_good(name: str, g: pd.DataFrame, task_of) -> str:
+    problems = sorted(g.task.unique())
+    n_tasks = len({task_of(p) for p in problems})
 
     def always(column: str, good) -> str:
         hits = g[g[column].isin(good)].groupby("schedule").task.nunique()
-        return _names(sorted(hits[hits == len(tasks)].index))
+        return name_list(sorted(hits[hits == len(problems)].index))
 
     scope = (
-        "one task: a finding about it, not the kind" if len(tasks) == 1 else f"{len(tasks)} tasks"
+        "one task: a finding about it, not the kind" if n_tasks == 1 else plural(n_tasks, "task")
     )
+    if len(problems) > n_tasks:
+        scope += f", {len(problems)} task x budget problems"
+    listed = ("; " if any(", " in p for p in problems) else ", ").join(problems)
     return (
-        f"{name} ({_names(tasks)}; {scope}): best or equivalent on final accuracy: "
+        f"{name} ({listed}; {scope}): best or equivalent on final accuracy: "
         f"{always('accuracy', GOOD)}; fastest to the target: {always('speed', ('best',))}."
     )
 

@@ -1,7 +1,8 @@
 """Schedules that are one schedule at a budget: merged, so that each is one hypothesis.
 
 At 3 epochs ``step`` gives exactly ``multistep``'s lr sequence: two names, one experiment.
-Within a task, final runs of two schedules are merged when both hold: (1) the lr (and
+Within a task at one budget (a problem, ``budgets.py``: what is identical at 1 epoch may not
+be at 3), final runs of two schedules are merged when both hold: (1) the lr (and
 momentum) sequences, computed by ``benchmark.schedules`` (no torch) from each schedule's
 selected lr, parameters and budget, are identical; (2) the test accuracies are identical on
 every seed. The merged schedule is named "step = multistep" and keeps the runs of its first

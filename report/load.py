@@ -31,7 +31,8 @@ class Results:
     sweep: dict  # sweep.json (the protocol that produced the runs); {} when absent
     skipped: list[tuple[str, str]]  # (file name, why) of files in runs/ that are not records
     failed: list[dict]  # failed/<key>.json of runs that crashed and have no record
-    derived_targets: dict[str, float] = field(default_factory=dict)  # tables.reachable_targets
+    problems: dict[str, tuple[str, int]] = field(default_factory=dict)  # budgets.split
+    derived_targets: dict[str, list[float]] = field(default_factory=dict)  # reachable_targets
 
     @property
     def final(self) -> pd.DataFrame:
@@ -42,6 +43,10 @@ class Results:
     @property
     def tune(self) -> pd.DataFrame:
         return self.runs[self.runs.phase == "tune"]
+
+    def task_of(self, problem: str) -> str:
+        """The task of a problem ("mnist_logreg, 3 epochs" -> "mnist_logreg"; see budgets.py)."""
+        return self.problems.get(problem, (problem, 0))[0]
 
     def targets(self, task: str) -> list[str]:
         """The task's dev-accuracy targets as in the column names ("0.97"), easy to hard."""

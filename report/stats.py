@@ -14,6 +14,10 @@
   and Crowley 1982), so it can be open-ended ("not reached").
 - ``profile_ratios`` / ``performance_profile``: Dolan and More (2002) profiles across tasks;
   ``ranks`` and ``friedman`` (a permutation p; exploratory: tasks are few, not a sample).
+- ``kendall_tau`` / ``rank_agreement``: Kendall's tau-b between two budgets' orders of the
+  schedules (``scipy.stats.kendalltau``), with a percentile interval over resamples of the
+  seeds, the same seeds drawn at both budgets (paired); ``kendall_tau`` is scipy's tau-b,
+  vectorised over the resamples.
 - ``robustness``: from the tune runs, the contiguous range of grid lrs around the schedule's
   best whose mean dev accuracy is within ``ROBUST_POINTS`` of the best.
 """
@@ -163,6 +167,30 @@ def friedman(scores: pd.DataFrame) -> tuple[float, float, int, int] | None:
         n_resamples=RESAMPLES, alternative="greater", rng=np.random.default_rng(SEED),
     )  # fmt: skip
     return float(chi2), float(res.pvalue), complete.shape[1], complete.shape[0]
+
+
+def kendall_tau(x, y) -> np.ndarray:
+    """Kendall's tau-b of ``x`` and ``y`` along the last axis, vectorised over the leading
+    ones (``scipy.stats.kendalltau`` of each row); NaN where either has no untied pair."""
+    i, j = np.triu_indices(np.shape(x)[-1], 1)  # every pair of schedules
+    dx = np.sign(np.take(x, i, -1) - np.take(x, j, -1))
+    dy = np.sign(np.take(y, i, -1) - np.take(y, j, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(dx * dy, -1) / np.sqrt(np.sum(dx != 0, -1) * np.sum(dy != 0, -1))
+
+
+def rank_agreement(a, b, level: float = LEVEL) -> tuple[float, float, float]:
+    """Kendall's tau between the column means of ``a`` and ``b`` (seeds x schedules, the same
+    seed in the same row of both), and its percentile interval over ``RESAMPLES`` resamples of
+    the seeds: the same rows drawn for ``a`` and ``b``, so the two budgets stay paired."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    tau = stats.kendalltau(a.mean(axis=0), b.mean(axis=0)).statistic
+    idx = np.random.default_rng(SEED).integers(0, len(a), (RESAMPLES, len(a)))
+    taus = kendall_tau(a[idx].mean(axis=1), b[idx].mean(axis=1))
+    if np.isnan(taus).all():
+        return float(tau), math.nan, math.nan
+    lo, hi = np.nanpercentile(taus, [50 * (1 - level), 50 * (1 + level)])
+    return float(tau), float(lo), float(hi)
 
 
 def robustness(sensitivity: pd.DataFrame) -> pd.DataFrame:

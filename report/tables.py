@@ -23,7 +23,6 @@ from report.load import Results
 
 UNITS = ("step", "epoch", "wall_s")  # time-to-target units: updates, epochs, training seconds
 REACH_QUANTILE = 0.25  # an added target: 3 in 4 final runs reached it at their best
-TEST_EXAMPLES = 10_000  # the official MNIST / Fashion-MNIST test split, when eval_size is unset
 
 
 class Interval(NamedTuple):
@@ -132,30 +131,42 @@ def reachable_targets(results: Results) -> Results:
 
     A short budget (the quick sweep) can leave a task's targets out of reach, and then time to
     target compares nothing. The added target is the ``REACH_QUANTILE`` quantile of the final
-    runs' best dev accuracy, rounded down to 0.5 points; time to it is read off each run's
-    curve as the engine reads its own targets (``benchmark.metrics.time_to_target``).
+    runs' best dev accuracy, rounded down to 0.5 points, one per problem (task x budget) that
+    needs it; time to it is read off the curve of every run of the task, at every budget, as
+    the engine reads its own targets (``benchmark.metrics.time_to_target``).
     """
-    final, derived, runs = results.final, {}, results.runs.copy()
-    for task, g in final.groupby("task"):
-        easiest = results.targets(task)[0]
+    final, added = results.final, {}
+    for problem, g in final.groupby("task"):
+        easiest = results.targets(problem)[0]
         if g[f"reached_{easiest}"].fillna(False).mean() >= 0.5:
             continue
         best = g.val_acc_best.quantile(REACH_QUANTILE, interpolation="lower")  # an actual run's
         target = round(math.floor(round(best / 0.005, 6)) * 0.005, 4)
-        key, derived[task] = f"{target:g}", target
-        curves = results.curves[results.curves.task == task]
-        hits = {k: metrics.time_to_target(c.to_dict("records"), [target])[key]
-                for k, c in curves.groupby("key")}  # fmt: skip
-        mine = runs.key.isin(hits)
-        if f"reached_{key}" not in runs:  # another task may have this target already
-            runs[f"reached_{key}"] = pd.array([pd.NA] * len(runs), dtype="boolean")
-            runs[[f"ttt_{key}_{u}" for u in TTT]] = math.nan
-        runs.loc[mine, f"reached_{key}"] = [hits[k] is not None for k in runs.key[mine]]
-        for unit in TTT:
-            runs.loc[mine, f"ttt_{key}_{unit}"] = [
-                hits[k][unit] if hits[k] else math.nan for k in runs.key[mine]
-            ]
+        added.setdefault(results.task_of(problem), set()).add(target)
+    runs = results.runs.copy()
+    for task, targets in added.items():
+        curves = results.curves[results.curves.task.map(results.task_of) == task]
+        for target in sorted(targets):
+            runs = _add_target(runs, curves, target)
+    derived = {task: sorted(targets) for task, targets in sorted(added.items())}
     return replace(results, runs=runs, derived_targets=derived)
+
+
+def _add_target(runs: pd.DataFrame, curves: pd.DataFrame, target: float) -> pd.DataFrame:
+    """``runs`` with reached_<target> and ttt_<target>_<unit> read off ``curves`` for their runs."""
+    key = f"{target:g}"
+    hits = {k: metrics.time_to_target(c.to_dict("records"), [target])[key]
+            for k, c in curves.groupby("key")}  # fmt: skip
+    mine = runs.key.isin(hits)
+    if f"reached_{key}" not in runs:  # another task may have this target already
+        runs[f"reached_{key}"] = pd.array([pd.NA] * len(runs), dtype="boolean")
+        runs[[f"ttt_{key}_{u}" for u in TTT]] = math.nan
+    runs.loc[mine, f"reached_{key}"] = [hits[k] is not None for k in runs.key[mine]]
+    for unit in TTT:
+        runs.loc[mine, f"ttt_{key}_{unit}"] = [
+            hits[k][unit] if hits[k] else math.nan for k in runs.key[mine]
+        ]
+    return runs
 
 
 def accuracy(final: pd.DataFrame) -> pd.DataFrame:
@@ -204,9 +215,9 @@ def time_to_target(results: Results) -> pd.DataFrame:
 
 
 def correct(final: pd.DataFrame) -> pd.DataFrame:
-    """``final`` with n_test (test examples: the spec's eval_size cap, else the whole split)
-    and correct (test_acc x n_test: the count of correct test examples, an integer)."""
-    n_test = final.eval_size.fillna(TEST_EXAMPLES).clip(upper=TEST_EXAMPLES).astype(int)
+    """``final`` with n_test (the test examples each run evaluated, from its record) and correct
+    (test_acc x n_test: the count of correct test examples, an integer)."""
+    n_test = final.test_examples.astype(int)
     return final.assign(n_test=n_test, correct=np.rint(final.test_acc * n_test).astype(int))
 
 

@@ -29,6 +29,7 @@ from report.compare import ALPHA
 
 MARGIN = 0.005  # default equivalence margin: 0.5 accuracy points (sweep.json can set it)
 BEST_SURE = 0.9  # a best with a smaller P(best) is "best, uncertain"
+GOOD = ("best", "best, uncertain", "equivalent")  # as good as the best, for a reader's purpose
 
 
 def margin(sweep: dict) -> float:

@@ -1,13 +1,23 @@
-"""Write the report's fixture results: synthetic run records shaped like real ones.
+"""Write the report's fixture results: synthetic run records shaped like real ones (schema 2).
 
-    python tests/make_report_fixture.py [OUT]   # default: rewrites tests/fixtures/report_results/
+    python tests/make_report_fixture.py [FOLDER]   # default: rewrites tests/fixtures/report_*/
 
-Three tasks of different kinds (convex SGD, MLP AdamW, recurrent Adam) x four schedules, a
-3-point lr grid x 1 tuning seed, and 8 paired final seeds. Real specs and keys
-(``RunSpec.make``), curves that rise towards a schedule-dependent accuracy, time to target read
-off the curve as the engine does. On purpose: a diverged final run, runs that never reach the
-hard target (censored), and a schedule whose best lr sits at the edge of the grid. Everything
-is drawn from one fixed seed, so rerunning the script gives the same files.
+``report_results/``: three tasks of different kinds (convex SGD, MLP AdamW, recurrent Adam) x
+four schedules at one budget (4 epochs), a 3-point lr grid x 1 tuning seed, 8 paired final
+seeds. On purpose: a diverged final run, runs that never reach the hard target (censored), and
+a schedule whose best lr sits at the edge of the grid.
+
+``report_budgets/``: two tasks x four schedules at two budgets (1 and 3 epochs), each budget
+with its own tuning runs and the same 8 final seeds. On fmnist_mlp the order of the schedules
+reverses with the budget (constant best at 1 epoch, worst at 3) and its own targets are out
+of reach at 1 epoch; on mnist_logreg the order holds. Decaying schedules progress with the
+fraction of the budget, constant with epochs, so a longer budget reaches a target later in
+steps for them.
+
+Real specs and keys (``RunSpec.make``), task kind and optimizer family from the registries,
+curves that rise towards a schedule-dependent accuracy, time to target read off the curve as
+the engine does. Each fixture is drawn from its own fixed seed, so rerunning the script gives
+the same files.
 """
 
 import json
@@ -20,24 +30,47 @@ import numpy as np
 
 from benchmark import record as records
 from benchmark.metrics import time_to_target
+from benchmark.optim import get_optimizer
 from benchmark.spec import RunSpec
 from benchmark.tasks import TASKS
 
-OUT = Path(__file__).resolve().parent / "fixtures" / "report_results"
-TASK_NAMES = ("mnist_logreg", "mnist_mlp_adam", "smnist_gru")
-# schedule -> (final accuracy offset, convergence rate per epoch, best lr factor on the grid)
-SCHEDULES = {
-    "constant": (-0.012, 1.2, 1.0),
-    "cosine": (0.0, 1.6, 1.0),
-    "onecycle": (0.002, 2.2, 3.0),  # best at the grid's upper edge
-    "wsd": (-0.001, 1.8, 1.0),
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SCHEDULES = {  # schedule -> (convergence rate per epoch, best lr factor on the grid)
+    "constant": (1.2, 1.0),
+    "cosine": (1.6, 1.0),
+    "onecycle": (2.2, 3.0),  # best at the grid's upper edge
+    "wsd": (1.8, 1.0),
 }
-BASE = {"mnist_logreg": 0.9215, "mnist_mlp_adam": 0.9815, "smnist_gru": 0.9815}
+OFFSETS = {"constant": -0.012, "cosine": 0.0, "onecycle": 0.002, "wsd": -0.001}  # accuracy
 LR_FACTORS = (0.3, 1.0, 3.0)
 TUNE_SEEDS, FINAL_SEEDS = (1000,), tuple(range(8))  # 8: Holm over 3 can reject
-RUN = {"epochs": 4, "evals_per_epoch": 2, "train_size": 10000, "eval_size": 5000}
-DIVERGED = ("smnist_gru", "onecycle", 2)  # task, schedule, seed of the one diverged run
-SEC_PER_STEP = {"mnist_logreg": 0.0006, "mnist_mlp_adam": 0.004, "smnist_gru": 0.02}
+SEC_PER_STEP = {"mnist_logreg": 0.0006, "fmnist_mlp": 0.004, "mnist_mlp_adam": 0.004,
+                "smnist_gru": 0.02}  # fmt: skip
+BASE = {"mnist_logreg": 0.9215, "mnist_mlp_adam": 0.9815, "smnist_gru": 0.9815}  # 4 epochs
+BY_BUDGET = {  # (task, epochs) -> schedule -> mean final accuracy; fmnist_mlp's order reverses
+    ("mnist_logreg", 1): {"onecycle": 0.913, "cosine": 0.912, "wsd": 0.909, "constant": 0.901},
+    ("mnist_logreg", 3): {"onecycle": 0.921, "cosine": 0.92, "wsd": 0.917, "constant": 0.909},
+    ("fmnist_mlp", 1): {"constant": 0.848, "wsd": 0.8475, "cosine": 0.842, "onecycle": 0.836},
+    ("fmnist_mlp", 3): {"onecycle": 0.871, "cosine": 0.87, "wsd": 0.8695, "constant": 0.859},
+}
+DESIGNS = {  # folder -> what it holds; accuracy: (task, epochs) -> schedule -> final accuracy
+    "report_results": {
+        "seed": 20261124,
+        "run": {"evals_per_epoch": 2, "train_size": 10000, "eval_size": 5000},
+        "accuracy": {(t, 4): {s: b + o for s, o in OFFSETS.items()} for t, b in BASE.items()},
+        "speed": 1.0,  # rate multiplier
+        "horizon": {},  # schedule -> h: progress per epoch scales as epochs^-h
+        "diverged": ("smnist_gru", "onecycle", 2),  # task, schedule, seed of a diverged run
+    },
+    "report_budgets": {
+        "seed": 20261125,
+        "run": {"evals_per_epoch": 4, "train_size": 10000, "eval_size": 5000},
+        "accuracy": BY_BUDGET,
+        "speed": 4.0,
+        "horizon": {"constant": 0.0, "wsd": 0.5, "cosine": 1.0, "onecycle": 1.0},
+        "diverged": None,
+    },
+}
 PROVENANCE = {
     "git_commit": "0123456789abcdef0123456789abcdef01234567",
     "git_dirty": False,
@@ -60,24 +93,18 @@ PROVENANCE = {
 }
 
 
-def record(spec: RunSpec, rng: np.random.Generator, seed_effect: float) -> dict:
-    task = TASKS[spec.task]
-    offset, rate, best_factor = SCHEDULES[spec.schedule]
-    factor = spec.lr / task.lr
-    miss = 0.01 * math.log(factor / best_factor) ** 2  # accuracy lost away from the best lr
-    final = BASE[spec.task] + offset - miss + seed_effect + rng.normal(0, 0.0015)
-    spe = math.ceil(RUN["train_size"] / spec.batch_size)
-    total = spe * spec.epochs
-    stops = [round(i * spe / spec.evals_per_epoch) for i in range(spec.epochs * 2 + 1)]
-    diverged = (spec.task, spec.schedule, spec.seed) == DIVERGED and spec.phase == "final"
-    if diverged:
-        stops = stops[:4]
-    curve, sec = [], SEC_PER_STEP[spec.task] * rng.uniform(0.95, 1.05)
+def curve(spec: RunSpec, rng, final: float, rate: float, diverged: bool) -> list[dict]:
+    """Dev evaluations rising from 0.1 towards ``final`` at ``rate`` per epoch."""
+    spe = math.ceil(spec.train_size / spec.batch_size)
+    evals = spec.epochs * spec.evals_per_epoch
+    stops = [round(i * spe / spec.evals_per_epoch) for i in range(evals + 1)]
+    stops = stops[:4] if diverged else stops
+    points, sec = [], SEC_PER_STEP[spec.task] * rng.uniform(0.95, 1.05)
     for i, step in enumerate(stops):
         epoch = step / spe
         acc = final - (final - 0.1) * math.exp(-rate * (epoch + 0.2)) + rng.normal(0, 0.001)
         broken = diverged and i == len(stops) - 1
-        curve.append(
+        points.append(
             {
                 "step": step,
                 "epoch": epoch,
@@ -89,24 +116,42 @@ def record(spec: RunSpec, rng: np.random.Generator, seed_effect: float) -> dict:
                 "wall_s": step * sec,
             }
         )
+    return points
+
+
+def record(spec: RunSpec, rng, design: dict, seed_effect: float) -> dict:
+    task, (rate, best_factor) = TASKS[spec.task], SCHEDULES[spec.schedule]
+    miss = 0.01 * math.log(spec.lr / task.lr / best_factor) ** 2  # lost away from the best lr
+    mean = design["accuracy"][spec.task, spec.epochs][spec.schedule]
+    final = mean - miss + seed_effect + rng.normal(0, 0.0015)
+    rate *= design["speed"] / spec.epochs ** design["horizon"].get(spec.schedule, 0.0)
+    diverged = (spec.task, spec.schedule, spec.seed) == design["diverged"] and spec.phase == "final"
+    points = curve(spec, rng, final, rate, diverged)
     test_acc = 0.098 if diverged else final + rng.normal(0, 0.001)
-    test_acc = round(test_acc * RUN["eval_size"]) / RUN["eval_size"]  # whole test examples
+    test_acc = round(test_acc * spec.eval_size) / spec.eval_size  # whole test examples
     per_class = [round(min(1.0, test_acc + rng.normal(0, 0.01)), 4) for _ in range(10)]
-    vals = [p["val_acc"] for p in curve]
+    vals, spe = [p["val_acc"] for p in points], math.ceil(spec.train_size / spec.batch_size)
+    train_s = points[-1]["wall_s"]
     return {
-        "schema": 1,  # the layout before task and optimizer family (still read)
+        "schema": 2,
         "key": spec.key,
         "spec": spec.to_dict(),
+        "task": {
+            "kind": task.kind,
+            "dataset": task.dataset,
+            "model": task.model,
+            "targets": list(task.targets),
+        },
         "status": "diverged" if diverged else "ok",
-        "diverged_at_step": stops[-1] - 3 if diverged else None,
+        "diverged_at_step": points[-1]["step"] - 3 if diverged else None,
         "stopped_early_at_step": None,
         "budget": {
             "steps_per_epoch": spe,
-            "total_steps": total,
-            "steps_done": stops[-1],
-            "train_examples": RUN["train_size"],
-            "dev_examples": RUN["eval_size"],
-            "test_examples": RUN["eval_size"],
+            "total_steps": spe * spec.epochs,
+            "steps_done": points[-1]["step"],
+            "train_examples": spec.train_size,
+            "dev_examples": spec.eval_size,
+            "test_examples": spec.eval_size,
         },
         "metrics": {
             "test_loss": None if diverged else round(1.2 * (1 - test_acc), 6),
@@ -117,44 +162,54 @@ def record(spec: RunSpec, rng: np.random.Generator, seed_effect: float) -> dict:
             "test_roc_auc_ovr": None if diverged else round(0.99 + 0.009 * test_acc, 4),
             "test_per_class_acc": per_class,
             "val_acc_final": vals[-1],
-            "val_loss_final": curve[-1]["val_loss"],
+            "val_loss_final": points[-1]["val_loss"],
             "val_acc_best": max(vals),
-            "train_loss_final": curve[-1]["train_loss"],
+            "train_loss_final": points[-1]["train_loss"],
         },
-        "time_to_target": time_to_target(curve, task.targets),
-        "curve": curve,
-        "optimizer": {"class": task.optimizer, "settings": {"lr": spec.lr}},
+        "time_to_target": time_to_target(points, task.targets),
+        "curve": points,
+        "optimizer": {
+            "name": spec.optimizer,
+            "family": get_optimizer(spec.optimizer).family,
+            "class": task.optimizer,
+            "settings": {"lr": spec.lr},
+        },
         "engine": "single",
-        "timing": {"train_s": stops[-1] * sec, "eval_s": 0.05 * len(stops)},
+        "timing": {
+            "train_s": train_s,
+            "eval_s": 0.05 * len(points),
+            "group_train_s": train_s,
+            "group_runs": 1,
+        },
         "provenance": PROVENANCE,
     }
 
 
-def main(out: Path = OUT) -> None:
-    rng = np.random.default_rng(20261124)
+def write(out: Path, design: dict) -> None:
+    """One fixture folder: runs/<key>.json for every tune and final run, and sweep.json."""
+    rng = np.random.default_rng(design["seed"])
     shutil.rmtree(out, ignore_errors=True)
     (out / "runs").mkdir(parents=True)
     seed_effects = {s: rng.normal(0, 0.002) for s in (*TUNE_SEEDS, *FINAL_SEEDS)}  # paired
-    for name in TASK_NAMES:
-        for schedule, (_, _, best_factor) in SCHEDULES.items():
-            for factor in LR_FACTORS:
-                lr = TASKS[name].lr * factor
-                for seed in TUNE_SEEDS:
-                    spec = RunSpec.make(name, schedule, seed, lr=lr, phase="tune", **RUN)
-                    records.write(
-                        out / "runs" / f"{spec.key}.json", record(spec, rng, seed_effects[seed])
-                    )
-            lr = TASKS[name].lr * best_factor  # the grid point the selection rule picks
-            for seed in FINAL_SEEDS:
-                spec = RunSpec.make(name, schedule, seed, lr=lr, phase="final", **RUN)
-                rec = record(spec, rng, seed_effects[seed])
-                records.write(out / "runs" / f"{spec.key}.json", rec)
+    for task, epochs in design["accuracy"]:
+        run = {"epochs": epochs, **design["run"]}
+        for schedule, (_, best_factor) in SCHEDULES.items():
+            for phase, factors, seeds in (("tune", LR_FACTORS, TUNE_SEEDS),
+                                          ("final", (best_factor,), FINAL_SEEDS)):  # fmt: skip
+                for factor in factors:  # final: the grid point the selection rule picks
+                    lr = TASKS[task].lr * factor
+                    for seed in seeds:
+                        spec = RunSpec.make(task, schedule, seed, lr=lr, phase=phase, **run)
+                        rec = record(spec, rng, design, seed_effects[seed])
+                        records.write(out / "runs" / f"{spec.key}.json", rec)
+    budgets = sorted({e for _, e in design["accuracy"]})
     sweep = {
-        "name": "fixture",
+        "name": f"fixture{'-budgets' if len(budgets) > 1 else ''}",
         "description": "synthetic records for the report's tests",
-        "tasks": list(TASK_NAMES),
+        "tasks": list(dict.fromkeys(t for t, _ in design["accuracy"])),
         "schedules": list(SCHEDULES),
-        "run": RUN,
+        "run": {"epochs": budgets if len(budgets) > 1 else budgets[0], **design["run"]},
+        **({"budgets": budgets} if len(budgets) > 1 else {}),
         "tune_seeds": list(TUNE_SEEDS),
         "lr_factors": list(LR_FACTORS),
         "centre": "task",
@@ -164,6 +219,11 @@ def main(out: Path = OUT) -> None:
     }
     (out / "sweep.json").write_text(json.dumps(sweep, indent=1) + "\n")
     print(f"wrote {len(list((out / 'runs').glob('*.json')))} records to {out}")
+
+
+def main(folder: Path = FIXTURES) -> None:
+    for name, design in DESIGNS.items():
+        write(Path(folder) / name, design)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import make_report_fixture
-from report import findings, stats, tables, verdicts
+from report import budgets, findings, stats, tables, verdicts
 from report.__main__ import PREVIEW, main
 from report.build import build, tables_of
 from report.load import SkippedRecord, load, load_perf
@@ -26,6 +26,7 @@ from report.render import html, write
 from testkit import TESTS
 
 FIXTURE = TESTS / "fixtures" / "report_results"
+BUDGETS = TESTS / "fixtures" / "report_budgets"  # two tasks, each at 1 and 3 epochs
 SECTIONS = (
     "answer",
     "details",
@@ -51,9 +52,9 @@ def tool(name: str) -> str:
     return path
 
 
-def copy_fixture(tmp_path: Path) -> Path:
+def copy_fixture(tmp_path: Path, fixture: Path = FIXTURE) -> Path:
     out = tmp_path / "results"
-    shutil.copytree(FIXTURE, out)
+    shutil.copytree(fixture, out)
     return out
 
 
@@ -67,28 +68,58 @@ def edit_records(folder: Path, change) -> None:
             path.write_text(json.dumps(record))
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    """The fixture's report, written once: (results, context, paths)."""
-    folder = copy_fixture(tmp_path_factory.mktemp("report"))
+def written(tmp_path_factory, fixture: Path):
+    """A fixture's report, written: (results, context, paths)."""
+    folder = copy_fixture(tmp_path_factory.mktemp("report"), fixture)
     results = load(folder)
     context = build(results)
     return results, context, write(context, folder / "report")
 
 
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """The fixture's report (one budget per task), written once."""
+    return written(tmp_path_factory, FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def budget_report(tmp_path_factory):
+    """The two-budget fixture's report, written once."""
+    return written(tmp_path_factory, BUDGETS)
+
+
+IMAGES = {  # figures in each report
+    "report": 1 + 3 + 1 + 1 + 1 + 1,  # gallery, curves x3 tasks, km, ranks, profiles, lr
+    "budget_report": 1 + 4 + 1 + 1 + 1 + 1 + 1,  # curves x2 tasks x2 budgets, accuracy by budget
+}
+
+
+@pytest.fixture(params=list(IMAGES))
+def each_report(request):
+    """Each fixture's report in turn: (name, (results, context, paths))."""
+    return request.param, request.getfixturevalue(request.param)
+
+
 def test_fixture_is_what_its_generator_makes(tmp_path):
-    make_report_fixture.main(tmp_path / "made")
-    made = sorted(p.name for p in (tmp_path / "made" / "runs").iterdir())
-    assert made == sorted(p.name for p in (FIXTURE / "runs").iterdir())
-    for name in made[:10]:
-        assert (tmp_path / "made/runs" / name).read_text() == (FIXTURE / "runs" / name).read_text()
+    make_report_fixture.main(tmp_path)
+    for fixture in (FIXTURE, BUDGETS):
+        made = sorted(
+            p.relative_to(tmp_path / fixture.name) for p in (tmp_path / fixture.name).rglob("*")
+        )
+        assert made == sorted(p.relative_to(fixture) for p in fixture.rglob("*"))
+        for name in made:
+            if name.suffix:
+                assert (tmp_path / fixture.name / name).read_bytes() == (
+                    fixture / name
+                ).read_bytes()
 
 
-def test_every_section_table_and_figure_is_present(report):
-    _, context, paths = report
+def test_every_section_table_and_figure_is_present(each_report):
+    name, (_, context, paths) = each_report
     text = paths["html"].read_text()
     for section in SECTIONS:
         assert f'id="{section}"' in text
+    assert ('id="budget-section"' in text) == (name == "budget_report")
     for table in context["tables"].values():
         assert table.caption.split(":")[0] in text  # "Table T-xxxxxxxx"
         assert f"n = {len(table.keys)} runs" in table.caption
@@ -99,16 +130,14 @@ def test_every_section_table_and_figure_is_present(report):
             f"[{table.id}]({table.id}.md) | {table.name} |"
             in (paths["tables"] / "index.md").read_text()
         )
-    assert (
-        text.count("<img ") == 1 + 3 + 1 + 1 + 1 + 1
-    )  # gallery, curves x3, km, ranks, profiles, lr
+    assert text.count("<img ") == IMAGES[name]
     assert "<script" not in text
     assert "http://" not in text
     assert "https://" not in text
 
 
-def test_tables_round_trip_through_csv(report):
-    _, context, paths = report
+def test_tables_round_trip_through_csv(each_report):
+    _, (_, context, paths) = each_report
     for table in context["tables"].values():
         back = pd.read_csv(paths["tables"] / f"{table.id}.csv")
         expect = table.frame.reset_index(drop=True)
@@ -164,7 +193,8 @@ def test_answer_carries_numbers_and_verdicts(report):
         text = " ".join(sentences)
         assert "95% CI" in text, task
         assert "n = 8 runs" in text, task
-        assert "seed resamples" in context["takeaways"][task], task
+    for line in context["takeaways"]:
+        assert "seed resamples" in line["text"], line
     assert "Diverged runs" in " ".join(context["answer"]["smnist_gru"])
     assert any("one task" in g for g in context["guidance"])
     assert context["guidance"][0].startswith(
@@ -228,16 +258,16 @@ def test_speed_ties_are_ties_and_slower_needs_the_log_rank_test():
     assert out.loc["slow", "z"] < 0
 
 
-def test_pdf_answers_on_page_one_and_has_no_nearly_empty_page(report, tmp_path):
-    _, context, paths = report
+def test_pdf_answers_on_page_one_and_has_no_nearly_empty_page(each_report, tmp_path):
+    _, (_, context, paths) = each_report
     first = subprocess.run(
         [tool("pdftotext"), "-f", "1", "-l", "1", "-layout", paths["pdf"], "-"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "Which learning-rate schedule for which task, and how sure are we?" in first
-    for task, line in context["takeaways"].items():
-        assert task in first
-        assert " ".join(line.split()[:4]) in " ".join(first.split())
+    for line in context["takeaways"]:
+        assert line["task"] in first
+        assert " ".join(line["text"].split()[:4]) in " ".join(first.split())
     assert all(row["schedule"] in first for row in context["matrix"]["rows"])
     assert "Contents" not in first
     subprocess.run(
@@ -253,8 +283,8 @@ def test_pdf_answers_on_page_one_and_has_no_nearly_empty_page(report, tmp_path):
         assert lowest > 0.4 * ink.shape[0], f"{page.name} is nearly empty"
 
 
-def test_report_bytes_are_the_same_when_rendered_again(report, tmp_path):
-    results, _, paths = report
+def test_report_bytes_are_the_same_when_rendered_again(each_report, tmp_path):
+    _, (results, _, paths) = each_report
     again = write(build(load(results.folder)), tmp_path / "again")
     for name in ("html", "pdf"):
         assert again[name].read_bytes() == paths[name].read_bytes(), name
@@ -273,8 +303,8 @@ window.addEventListener("load", () => {
 </script></body>"""
 
 
-def test_html_loads_in_headless_chromium_with_every_image(report, tmp_path):
-    _, _, paths = report
+def test_html_loads_in_headless_chromium_with_every_image(each_report, tmp_path):
+    name, (_, _, paths) = each_report
     page = tmp_path / "index.html"  # a copy with a probe script; the report itself has none
     page.write_text(paths["html"].read_text().replace("</body>", CHECK_IMAGES))
     run = subprocess.run(
@@ -296,7 +326,7 @@ def test_html_loads_in_headless_chromium_with_every_image(report, tmp_path):
     title = re.search(r"<title>CHECK (.*?)</title>", run.stdout)
     assert title, run.stderr[-2000:]
     check = json.loads(title.group(1).replace("&quot;", '"'))
-    assert check["n"] == 8
+    assert check["n"] == IMAGES[name]
     assert check["bad"] == []
     text = paths["html"].read_text()  # the answer comes first, the contents after it
     assert text.index('class="takeaways"') < text.index('id="recommendation"')
@@ -389,7 +419,7 @@ def test_identical_schedules_are_one_hypothesis(tmp_path):
     assert paired.groupby("task").size().eq(4).all()  # 4 schedules, 3 hypotheses each
     acc, speed = cited["accuracy"].frame, cited["speed"].frame
     sentences = findings.task_sentences(
-        "mnist_logreg", acc, paired, speed, merged["mnist_logreg"], {}
+        "mnist_logreg", acc, paired, speed, merged["mnist_logreg"], []
     )
     assert any("constant = step at this budget" in s for s in sentences)
 
@@ -504,3 +534,110 @@ def test_readme_cites_the_reference_tables_as_they_are():
     assert cited <= ids, f"README cites {sorted(cited - ids)}; the reference gives {sorted(ids)}"
     committed = (reference / "report" / "index.html").read_text()
     assert cited <= set(re.findall(r"T-[0-9a-f]{8}", committed))  # the committed report too
+
+
+@pytest.mark.filterwarnings("error::report.load.SkippedRecord")
+def test_kinds_come_from_the_records_old_and_new(report, tmp_path):
+    """A plugin's kind that no registry knows reaches the guidance as its records say; schema-1
+    records (no task, no optimizer name or family) are read and reported, kind unknown."""
+    folder = copy_fixture(tmp_path)
+
+    def change(record):
+        if record["spec"]["task"] == "mnist_logreg":
+            record["task"]["kind"] = "graph"
+        if record["spec"]["task"] == "smnist_gru":
+            record["schema"] = 1
+            del record["task"], record["optimizer"]["name"], record["optimizer"]["family"]
+        return record
+
+    edit_records(folder, change)
+    context = build(load(folder))
+    kinds = {line["task"]: line["kind"] for line in context["takeaways"]}
+    assert kinds == {"mnist_logreg": "graph with SGD", "mnist_mlp_adam": "MLP with Adam",
+                     "smnist_gru": None}  # fmt: skip
+    assert any(g.startswith("graph with SGD (mnist_logreg; one task") for g in context["guidance"])
+    assert context["guidance"][-1] == "Kind not in the records (schema 1): smnist_gru."
+    assert "<b>smnist_gru</b> (kind unknown)" in html(context)
+    same = {name: table.id for name, table in report[1]["tables"].items()}
+    assert {name: table.id for name, table in context["tables"].items()} == same
+
+
+def test_budget_section_answers_per_budget(budget_report):
+    """fmnist_mlp: constant best at 1 epoch, worst at 3 (the order reverses); mnist_logreg: the
+    same order at both budgets (tests/make_report_fixture.py)."""
+    _, context, paths = budget_report
+    heads = [h["task"] for h in context["matrix"]["tasks"]]
+    assert heads == ["fmnist_mlp, 1 epoch", "fmnist_mlp, 3 epochs",
+                     "mnist_logreg, 1 epoch", "mnist_logreg, 3 epochs"]  # fmt: skip
+    lines = {line["task"]: line["text"] for line in context["takeaways"]}
+    assert lines["fmnist_mlp"].startswith("Best at 1 epoch: constant, 0.8475 (95% CI 0.8456 to")
+    assert "; at 3 epochs: onecycle, 0.8722 (" in lines["fmnist_mlp"]
+    assert lines["fmnist_mlp"].endswith("best or equivalent at every budget: wsd.")
+    table = context["tables"]["budgets"].frame
+    good = table[table.verdict.isin(verdicts.GOOD)].groupby(["task", "schedule"]).size() == 2
+    by_hand = {t: sorted(g.index.get_level_values(1)[g]) for t, g in good.groupby(level=0)}
+    assert by_hand == {"fmnist_mlp": ["wsd"], "mnist_logreg": ["cosine", "onecycle"]}
+    assert context["budget"]["robust"] == by_hand
+    fmnist, logreg = (
+        " ".join(context["budget"]["sentences"][t]) for t in ("fmnist_mlp", "mnist_logreg")
+    )
+    assert "the best changes with the budget" in fmnist
+    assert "Kendall's tau -0.67 (95% CI -1.00 to -0.33; n = 8 seeds" in fmnist
+    assert "the order reverses" in fmnist
+    assert "later for cosine, onecycle, wsd; at the same step for constant" in fmnist
+    assert "the same schedule at every budget" in logreg
+    assert "the two orders agree" in logreg
+    added = context["results"].derived_targets
+    assert added == {"fmnist_mlp": [0.835]}  # 1 epoch: its own targets are out of reach
+    ttt = context["tables"]["budget_time"].frame
+    assert set(ttt[ttt.target == 0.835].epochs) == {1, 3}  # the added target, at every budget
+    text = paths["html"].read_text()
+    assert "<h2>2. Which schedule at which budget</h2>" in text
+    assert "<h2>11. How to cite</h2>" in text
+    assert "rules in §9" in text
+    assert context["meta"]["tasks"] == ["fmnist_mlp", "mnist_logreg"]
+
+
+def test_each_budget_gets_the_verdicts_of_its_runs_alone(budget_report, tmp_path):
+    """Every table the report computes per task, at one budget, is what the runs of that budget
+    give when they are the only ones (named "task" there, "task, N epochs" here)."""
+    _, context, _ = budget_report
+    both = {name: t.frame for name, t in context["tables"].items()}
+    for epochs in (1, 3):
+        folder = copy_fixture(tmp_path / str(epochs), BUDGETS)
+        edit_records(folder, lambda r, e=epochs: r if r["spec"]["epochs"] == e else None)
+        alone = tables_of(load(folder))[2]
+        names = {budgets.label(t, epochs): t for t in ("fmnist_mlp", "mnist_logreg")}
+        for name in ("accuracy", "paired", "speed", "recommendation"):
+            mine = both[name][both[name].task.isin(names)].reset_index(drop=True)
+            mine = mine.assign(task=mine.task.map(names))
+            pd.testing.assert_frame_equal(mine, alone[name].frame, obj=f"{name} at {epochs}")
+        per_budget = both["budgets"][both["budgets"].epochs == epochs].set_index(
+            ["task", "schedule"]
+        )
+        paired = alone["paired"].frame.set_index(["task", "schedule"])
+        assert per_budget.verdict.to_dict() == paired.verdict.to_dict()
+        assert per_budget.p_best.to_dict() == paired.p_best.to_dict()
+
+
+def test_identical_schedules_are_merged_per_budget(tmp_path):
+    """A "step" that decays after 2 epochs is "constant" within 1 epoch, not within 3."""
+    folder = copy_fixture(tmp_path, BUDGETS)
+    for path in sorted((folder / "runs").glob("*.json")):
+        record = json.loads(path.read_text())
+        if record["spec"]["schedule"] == "constant" and record["spec"]["phase"] == "final":
+            record["spec"] |= {"schedule": "step", "schedule_params": {"step_size": 2}}
+            record["key"] = record["key"][::-1]
+            (folder / "runs" / f"{record['key']}.json").write_text(json.dumps(record))
+    _, merged, cited, _ = tables_of(load(folder))
+    assert merged == {
+        f"{t}, 1 epoch": [["constant", "step"]] for t in ("fmnist_mlp", "mnist_logreg")
+    }
+    paired = cited["paired"].frame
+    assert set(paired[paired.task == "fmnist_mlp, 1 epoch"].schedule) == {
+        "constant = step", "cosine", "onecycle", "wsd"}  # fmt: skip
+    assert {"constant", "step"} <= set(paired[paired.task == "fmnist_mlp, 3 epochs"].schedule)
+    table = cited["budgets"].frame.set_index(["task", "schedule", "epochs"])
+    assert len(table) == 2 * 5 * 2  # tasks x names x budgets: the merged pair under each name
+    for task in ("fmnist_mlp", "mnist_logreg"):
+        assert table.loc[(task, "step", 1)].equals(table.loc[(task, "constant", 1)])

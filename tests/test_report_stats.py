@@ -1,5 +1,6 @@
 """report/stats.py and report/compare.py against scipy, statsmodels, lifelines and by hand,
-on made-up numbers, the fixture results and the committed quick reference results."""
+on made-up numbers, the fixture results (one and two budgets per task) and the committed quick
+reference results."""
 
 import itertools
 import math
@@ -15,17 +16,19 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
-from report import compare, identical, stats, tables
+from report import budgets, compare, identical, stats, tables
 from report.load import load
 from testkit import TESTS
 
 REFERENCE = TESTS.parent / "results" / "reference" / "quick"
 FIXTURE = TESTS / "fixtures" / "report_results"
+BUDGETS = TESTS / "fixtures" / "report_budgets"
 
 
 def prepared(folder):
-    """A results folder as the report reads it: identical schedules merged, targets added."""
-    merged, groups = identical.merge(load(folder))
+    """A results folder as the report reads it: one problem per task and budget, identical
+    schedules merged, targets added."""
+    merged, groups = identical.merge(budgets.split(load(folder)))
     return tables.reachable_targets(merged), groups
 
 
@@ -35,10 +38,11 @@ def quick():
     return prepared(REFERENCE)
 
 
-@pytest.fixture(scope="module", params=[REFERENCE, FIXTURE], ids=["quick", "fixture"])
+@pytest.fixture(scope="module", params=[REFERENCE, FIXTURE, BUDGETS],
+                ids=["quick", "fixture", "budgets"])  # fmt: skip
 def both(request, quick):
-    """The committed quick sweep, then the report's fixture results."""
-    return quick if request.param == REFERENCE else prepared(FIXTURE)
+    """The committed quick sweep, then the report's fixture results (one, then two budgets)."""
+    return quick if request.param == REFERENCE else prepared(request.param)
 
 
 def test_mean_ci_is_scipys_t_interval():
@@ -280,3 +284,33 @@ def test_robustness_width_and_grid_edge():
     edge = stats.robustness(sens.assign(dev_acc_mean=[0.96, 0.95, 0.9, 0.8])).iloc[0]
     assert edge.at_grid_edge
     assert edge.best_lr == 0.01
+
+
+def test_kendall_tau_is_scipys_tau_b():
+    """Vectorised over resamples, ties included (equal means are exact ties)."""
+    rng = np.random.default_rng(4)
+    x, y = rng.integers(0, 4, (300, 6)).astype(float), rng.integers(0, 4, (300, 6)).astype(float)
+    ref = [sps.kendalltau(a, b).statistic for a, b in zip(x, y, strict=True)]
+    np.testing.assert_allclose(stats.kendall_tau(x, y), ref)
+    assert math.isnan(stats.kendall_tau(np.ones(4), np.arange(4.0)))  # no untied pair in x
+
+
+def test_rank_agreement_on_the_budget_fixture(monkeypatch):
+    """Kendall's tau between the budgets' mean test accuracies, from the runs by hand with
+    scipy, and its interval: percentiles of scipy's tau over the same resamples of the seeds,
+    drawn alike at both budgets. fmnist_mlp's order reverses; mnist_logreg's holds."""
+    results, _ = prepared(BUDGETS)
+    monkeypatch.setattr(stats, "RESAMPLES", 400)  # scipy's tau, one call per resample, by hand
+    got = budgets.ranking(results).set_index("task")
+    for task, row in got.iterrows():
+        runs = results.final[results.final.task.str.startswith(f"{task}, ")]
+        acc = [runs[runs.epochs == e].pivot(index="seed", columns="schedule", values="test_acc")
+               for e in (1, 3)]  # fmt: skip
+        assert (row.epochs_a, row.epochs_b, row.n_schedules, row.n_seeds) == (1, 3, 4, 8)
+        assert row.tau == sps.kendalltau(acc[0].mean(), acc[1].mean()).statistic
+        idx = np.random.default_rng(stats.SEED).integers(0, 8, (400, 8))
+        taus = [sps.kendalltau(acc[0].iloc[i].mean(), acc[1].iloc[i].mean()).statistic
+                for i in idx]  # fmt: skip
+        assert (row.tau_ci_lo, row.tau_ci_hi) == pytest.approx(np.percentile(taus, [2.5, 97.5]))
+    assert got.tau.to_dict() == pytest.approx({"fmnist_mlp": -2 / 3, "mnist_logreg": 1.0})
+    assert got.loc["fmnist_mlp", "tau_ci_hi"] < 0 < got.loc["mnist_logreg", "tau_ci_lo"]

@@ -1,0 +1,115 @@
+"""The report's figures as inlined SVG: each drawn by a ``figures.py`` function from the cited
+tables and the runs, with its caption. Element ids come from the figure's name and no date is
+written, so the same records give the same bytes."""
+
+import base64
+import functools
+import io
+from dataclasses import dataclass
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from benchmark.schedules import SCHEDULES
+from report import figures, stats, tables
+from report.findings import plural
+from report.load import Results
+from report.tables import Table
+
+
+@dataclass
+class Plot:
+    name: str  # anchor
+    caption: str
+    svg: str  # base64 SVG, inlined as a data URI
+    width_in: float  # shown at its drawn size (at most the page width), so fonts stay alike
+
+
+def plot(name: str, caption: str, fig: Figure) -> Plot:
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": name}):  # element ids from the name, not random
+        fig.savefig(buf, format="svg", metadata={"Date": None})  # no date: same input, same file
+    return Plot(name, caption, base64.b64encode(buf.getvalue()).decode(), fig.get_figwidth())
+
+
+def plots(results: Results, cited: dict[str, Table], order: list[str], perf) -> dict:
+    """Every figure by section; ``order``: the problems (task x budget) in reading order."""
+    final, speed = results.final, cited["speed"].frame
+    curves = results.curves[results.curves.key.isin(final.key)]
+    targets = speed.groupby("task").target.first().to_dict()  # each task's headline target
+    targets = {t: targets[t] for t in order}
+    shown = min(figures.KM_TOP, final.groupby("task").schedule.nunique().max())
+    across = _across_tasks(final, cited["time_to_target"].frame)
+    km = ("Time to each task's headline target: the fraction of runs at or above it by epoch "
+          f"(Kaplan-Meier, 95% band), for the {plural(shown, 'schedule')} with the smallest "
+          "median; all of them are in the speed table")  # fmt: skip
+    out = {
+        "curves": [
+            plot(f"curves-{t}", f"{t}: dev accuracy during training", figures.dev_curves(curves, t))
+            for t in order
+        ],
+        "km": [plot("km", km, figures.km_curves(final, speed, targets))],
+        "profiles": [
+            plot("profiles", across["caption"], figures.performance_profiles(across["ratios"]))
+        ],
+        "ranks": [
+            plot(
+                "rank-heatmap",
+                "Ranks on mean test accuracy",
+                figures.rank_heatmap(cited["ranks"].frame),
+            )
+        ],
+        "gallery": [_gallery(tuple(SCHEDULES))],
+    }
+    if "budgets" in cited:
+        caption = ("Final test accuracy against the budget, each budget with its own tuned lr "
+                   "and the same seeds: mean with its 95% t interval")  # fmt: skip
+        out["budgets"] = [
+            plot("budget-plot", caption, figures.accuracy_by_budget(cited["budgets"].frame))
+        ]
+    if "lr_sensitivity" in cited:
+        out["sensitivity"] = [
+            plot(
+                "sensitivity",
+                "Dev accuracy against lr (tune runs), in points below the schedule's best there",
+                figures.lr_sensitivity(cited["lr_sensitivity"].frame),
+            )
+        ]
+    if perf is not None and len(perf):
+        caption = (
+            "Training throughput by engine (results/perf/): "
+            + "; ".join(f"{d}, {t}, {s} steps" for d, t, s in
+                        perf[["device", "task", "steps"]].drop_duplicates().itertuples(index=False))
+        )  # fmt: skip
+        out["perf"] = [plot("perf", caption, figures.perf_chart(perf))]
+    return out
+
+
+@functools.cache
+def _gallery(schedules: tuple[str, ...]) -> Plot:
+    """Every registered schedule (``schedules``: their names) at its defaults: no record changes
+    it, so it is drawn once per process and set of schedules."""
+    caption = ("Every schedule at its defaults (lr 0.1, 10 epochs of 100 steps); momentum, "
+               "where cycled, dashed")  # fmt: skip
+    return plot("gallery", caption, figures.gallery())
+
+
+def _across_tasks(final: pd.DataFrame, ttt: pd.DataFrame) -> dict:
+    """Performance-profile ratios (problems: task x target for time, task for error) over the
+    schedules present on every task (a merged pair may exist on some tasks only)."""
+    time = ttt.pivot_table(index=["task", "target"], columns="schedule", values="epoch_median")
+    time = time[np.isfinite(time).any(axis=1)]  # a target no schedule reached compares nothing
+    error = 1 - tables.scores(final)
+    everywhere = error.columns[error.notna().all()]
+    ratios = {
+        "time to target (KM median epochs)": stats.profile_ratios(time[everywhere]),
+        "final test error (mean)": stats.profile_ratios(error[everywhere]),
+    }
+    caption = (
+        f"Performance profiles over {plural(len(time), 'task x target problem')} that some "
+        f"schedule reached (time) and {plural(len(error), 'task')} (error); a schedule that "
+        "never reached a target counts as infinitely slow there"
+    )
+    return {"ratios": ratios, "caption": caption}
