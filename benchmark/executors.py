@@ -51,7 +51,8 @@ class Options:
     device: str = "auto"
     engine: str | None = None  # auto, single, batched; None: the sweep file's
     root: str | None = None  # data root
-    rerun: bool = False
+    rerun: bool = False  # run finished runs again (the sweep turns it into ``since``)
+    since: float | None = None  # records older than this (time.time()) count as not done
     plugins: tuple[str, ...] = ()
     slurm: dict = field(default_factory=dict)  # partition, gpus_per_task, time_min, ...
 
@@ -128,7 +129,7 @@ def run_group(train: list[dict], pending: list[dict], options: Options) -> list[
         for spec in map(RunSpec.from_dict, pending):
             if not held.enter_context(store.claim(spec.key)):
                 out.append(Outcome(spec.key, "claimed"))
-            elif not options.rerun and store.done(spec.key):
+            elif store.done(spec.key, options.since):
                 out.append(Outcome(spec.key, "done"))
             else:
                 mine.append(spec)

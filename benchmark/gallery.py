@@ -4,16 +4,20 @@ Figures are ``matplotlib.figure.Figure`` objects (no pyplot, no global backend s
 report can reuse ``gallery_figure`` next to its own figures.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from benchmark.schedules import SCHEDULES, Budget, Schedule, Sequences, sequences
+
+if TYPE_CHECKING:  # matplotlib loads only for figures: `schedule --list` answers at once
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 GALLERY_BUDGET = Budget.from_epochs(10, 100)  # 1,000 steps: every shape is visible
 
 
-def describe() -> str:
+def listing() -> str:
     """Every schedule with its one-line summary and its defaults, as ``--set`` would take them."""
     user = "module:function"
     width = max(map(len, [*SCHEDULES, user])) + 2
@@ -51,16 +55,20 @@ def to_csv(seq: Sequences, budget: Budget) -> str:
     return "\n".join([header, *rows]) + "\n"
 
 
-def schedule_figure(name: str, seq: Sequences, budget: Budget) -> Figure:
+def schedule_figure(name: str, seq: Sequences, budget: Budget) -> "Figure":
     """One schedule's lr (and momentum) against epochs."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(6, 3.5), layout="constrained")
     _draw(fig.subplots(), name, seq, budget)
     return fig
 
 
-def gallery_figure(lr: float = 0.1, budget: Budget = GALLERY_BUDGET, columns: int = 4) -> Figure:
+def gallery_figure(lr: float = 0.1, budget: Budget = GALLERY_BUDGET, columns: int = 4) -> "Figure":
     """Every registered schedule at its defaults on one budget, one panel each."""
     rows = -(-len(SCHEDULES) // columns)
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(3.2 * columns, 2.4 * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, name in zip(axes, SCHEDULES, strict=False):
@@ -72,7 +80,7 @@ def gallery_figure(lr: float = 0.1, budget: Budget = GALLERY_BUDGET, columns: in
     return fig
 
 
-def _draw(ax: Axes, name: str, seq: Sequences, budget: Budget) -> None:
+def _draw(ax: "Axes", name: str, seq: Sequences, budget: Budget) -> None:
     epochs = np.arange(len(seq.lr)) / budget.steps_per_epoch
     ax.plot(epochs, seq.lr, color="C0")
     stateful = name in SCHEDULES and SCHEDULES[name].stateful

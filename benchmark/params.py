@@ -25,7 +25,7 @@ def check(known: Mapping[str, inspect.Parameter], params: Mapping) -> dict[str, 
         if key not in known:
             raise InputError(f"unknown parameter {key!r}; known: {', '.join(known) or 'none'}")
         kind = known[key].annotation
-        need(fits(value, kind), f"{key} must be {describe(kind)}", value)
+        need(fits(value, kind), f"{key} must be {in_words(kind)}", value)
     return dict(params)
 
 
@@ -45,15 +45,15 @@ def fits(value, kind) -> bool:
     return isinstance(value, kind)
 
 
-def describe(kind) -> str:
+def in_words(kind) -> str:
     """The annotation ``kind`` in words, for error messages."""
     origin, args = get_origin(kind), get_args(kind)
     if origin is Literal:
         return "one of " + ", ".join(f'"{arg}"' for arg in args)
     if origin is UnionType:
-        return " or ".join(describe(arg) for arg in args if arg is not type(None))
+        return " or ".join(in_words(arg) for arg in args if arg is not type(None))
     if origin is list:
-        return f"a list, each {describe(args[0])}"
+        return f"a list, each {in_words(args[0])}"
     return {int: "an integer", float: "a number", bool: "true or false"}[kind]
 
 

@@ -9,7 +9,8 @@ A sweep is a TOML file (``benchmark/sweeps/<name>.toml``, or any path)::
     engine = "auto"              # single, batched, or auto: batched on CUDA (executors.py)
     [run]                        # RunSpec settings for every run: epochs, batch_size,
     train_size = 10000           # train_size, eval_size, evals_per_epoch, early_stopping,
-    epochs = 3                   # precision
+    epochs = [1, 3]              # precision; epochs may be a list of budgets ("default":
+                                 # each task's own)
     [tune]
     seeds = [1000, 1001]
     lr_factors = [0.3, 1, 3]     # the grid: centre x factor
@@ -21,20 +22,22 @@ A sweep is a TOML file (``benchmark/sweeps/<name>.toml``, or any path)::
     [report]                     # optional: how the report judges the results
     equivalence_margin = 0.005   # accuracy within which two schedules count as equivalent
 
-The protocol (``tune_specs`` -> ``select`` -> ``final_specs``): phase ``tune`` runs every task x
-schedule x grid lr x tuning seed. For each task and schedule, ``select`` picks the grid lr with
-the best mean dev accuracy at the end of the budget over the tuning seeds (a diverged run
-counts with its dev accuracy); a tie goes to the smaller lr, the safer choice. Phase ``final``
-runs the selected lr with the final seeds; its test metrics are the reported ones. Every
-schedule sees the same seeds and the same grid around the same centre (a paired design).
+The protocol (``tune_specs`` -> ``select`` -> ``final_specs``): phase ``tune`` runs every budget
+x task x schedule x grid lr x tuning seed. For each budget, task and schedule, ``select`` picks
+the grid lr with the best mean dev accuracy at the end of the budget over the tuning seeds (a
+diverged run counts with its dev accuracy); a tie goes to the smaller lr, the safer choice:
+the best lr depends on the horizon, so each budget is tuned on its own. Phase ``final`` runs
+the selected lr with the final seeds; its test metrics are the reported ones. Every schedule
+sees the same seeds and the same grid around the same centre (a paired design). A budget is
+a number of epochs, or "default" (each task's own); a sweep without ``epochs`` has one budget,
+"default".
 """
 
 import importlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from benchmark.errors import InputError
 from benchmark.executors import ENGINES
@@ -42,6 +45,9 @@ from benchmark.params import need
 from benchmark.schedules import SCHEDULES
 from benchmark.spec import RunSpec
 from benchmark.tasks import get_task
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SWEEPS = Path(__file__).parent / "sweeps"
 RUN_SETTINGS = (
@@ -81,49 +87,57 @@ class Sweep:
     centre: str
     final_seeds: tuple[int, ...]
     schedule_params: dict  # schedule name -> its parameters
+    budgets: tuple[int | None, ...] = (None,)  # epochs of each budget; None: the task's
     engine: str = "auto"  # executors.ENGINES
     report: dict = field(default_factory=dict)  # read by report/ from sweep.json
 
-    def spec(self, task: str, schedule: str, lr: float, seed: int, phase: str) -> RunSpec:
+    def spec(
+        self, task: str, schedule: str, lr: float, seed: int, phase: str, epochs: int | None
+    ) -> RunSpec:
         params = self.schedule_params.get(schedule, {})
+        budget = {} if epochs is None else {"epochs": epochs}
         return RunSpec.make(
-            task, schedule, seed=seed, lr=lr, phase=phase, schedule_params=params, **self.run
-        )
+            task, schedule, seed=seed, lr=lr, phase=phase, schedule_params=params,
+            **self.run, **budget,
+        )  # fmt: skip
 
     def grid(self, centre: float) -> list[float]:
         """The tuning lrs around ``centre``, rounded to 4 significant digits (stable keys)."""
         return [float(f"{centre * factor:.4g}") for factor in self.lr_factors]
 
     def tune_specs(self, centres: dict[str, float]) -> list[RunSpec]:
-        """Phase tune: every task x schedule x grid lr x tuning seed."""
+        """Phase tune: every budget x task x schedule x grid lr x tuning seed."""
         return [
-            self.spec(task, schedule, lr, seed, "tune")
+            self.spec(task, schedule, lr, seed, "tune", epochs)
+            for epochs in self.budgets
             for task in self.tasks
             for schedule in self.schedules
             for lr in self.grid(centres[task])
             for seed in self.tune_seeds
         ]
 
-    def final_specs(self, selection: pd.DataFrame) -> list[RunSpec]:
-        """Phase final: each selected (task, schedule, lr) with every final seed."""
+    def final_specs(self, selection: "pd.DataFrame") -> list[RunSpec]:
+        """Phase final: each selected (budget, task, schedule, lr) with every final seed."""
         return [
-            self.spec(row.task, row.schedule, float(row.lr), seed, "final")
+            self.spec(row.task, row.schedule, float(row.lr), seed, "final", int(row.epochs))
             for row in selection.itertuples()
             for seed in self.final_seeds
         ]
 
 
-def select(tune: pd.DataFrame) -> pd.DataFrame:
-    """Each task and schedule's lr: best mean final dev accuracy; ties to the smaller lr.
+def select(tune: "pd.DataFrame") -> "pd.DataFrame":
+    """Each budget, task and schedule's lr: best mean final dev accuracy; ties to the smaller lr.
 
-    ``tune`` has one row per finished tuning run (task, schedule, lr, seed, val_acc_final,
-    status). Returns task, schedule, lr, dev_acc_mean, dev_acc_std, n_seeds, n_diverged, grid,
-    and at_grid_edge: the chosen lr is the grid's smallest or largest, so a wider grid might do
-    better (read such a choice as rough).
+    ``tune`` has one row per finished tuning run (epochs, task, schedule, lr, seed,
+    val_acc_final, status). Returns epochs, task, schedule, lr, dev_acc_mean, dev_acc_std,
+    n_seeds, n_diverged, grid, and at_grid_edge: the chosen lr is the grid's smallest or
+    largest, so a wider grid might do better (read such a choice as rough).
     """
+    import pandas as pd  # here, not at import: a bad sweep file is answered at once
+
     by_lr = (
         tune.assign(diverged=tune.status == "diverged")
-        .groupby(["task", "schedule", "lr"], sort=True)
+        .groupby(["epochs", "task", "schedule", "lr"], sort=True)
         .agg(
             dev_acc_mean=("val_acc_final", "mean"),
             dev_acc_std=("val_acc_final", "std"),
@@ -133,7 +147,7 @@ def select(tune: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     rows = []
-    for _, group in by_lr.groupby(["task", "schedule"], sort=False):
+    for _, group in by_lr.groupby(["epochs", "task", "schedule"], sort=False):
         best = group[group.dev_acc_mean == group.dev_acc_mean.max()].nsmallest(1, "lr")
         edge = len(group) > 1 and best.lr.iloc[0] in (group.lr.min(), group.lr.max())
         rows.append(best.assign(grid=";".join(f"{lr:g}" for lr in group.lr), at_grid_edge=edge))
@@ -197,6 +211,7 @@ def _parse(name: str, raw: dict) -> Sweep:
     run = dict(raw.get("run", {}))
     unknown = set(run) - set(RUN_SETTINGS)
     need(not unknown, f"[run] takes {', '.join(RUN_SETTINGS)}", sorted(unknown))
+    budgets = _budgets(run.pop("epochs", None))
     tune, final = raw.get("tune", {}), raw.get("final", {})
     tune_seeds, final_seeds = _seeds("tune.seeds", tune), _seeds("final.seeds", final)
     overlap = set(tune_seeds) & set(final_seeds)
@@ -221,12 +236,26 @@ def _parse(name: str, raw: dict) -> Sweep:
     need(ok, "report.equivalence_margin must be a number in (0, 1)", margin)
     sweep = Sweep(
         name, raw.get("description", ""), tasks, schedules, plugins, run, tune_seeds,
-        factors, centre, final_seeds, params, engine, report,
+        factors, centre, final_seeds, params, budgets, engine, report,
     )  # fmt: skip
     for task in tasks:  # checks every setting and schedule parameter before anything runs
         for schedule in schedules:
-            sweep.spec(task, schedule, get_task(task).lr, final_seeds[0], "final")
+            for epochs in budgets:
+                sweep.spec(task, schedule, get_task(task).lr, final_seeds[0], "final", epochs)
     return sweep
+
+
+def _budgets(epochs) -> tuple[int | None, ...]:
+    """``[run] epochs``: a number of epochs, or a list of distinct budgets, each a number of
+    epochs or "default", each task's own (None)."""
+    if epochs is None:
+        return (None,)
+    given = epochs if isinstance(epochs, list) else [epochs]
+    ok = all((type(e) is int and e >= 1) or e == "default" for e in given)
+    what = 'run.epochs must be an integer >= 1 or a list of them (or "default")'
+    need(ok and len(given) > 0, what, epochs)
+    need(len(set(given)) == len(given), "run.epochs has repeats", epochs)
+    return tuple(None if e == "default" else e for e in given)
 
 
 def _names(where: str, value) -> tuple[str, ...]:

@@ -68,7 +68,10 @@ class Store:
         of another schema. The next sweep runs it again."""
         return self.record_path(key).exists() and self.record(key) is None
 
-    def done(self, key: str) -> bool:
+    def done(self, key: str, since: float | None = None) -> bool:
+        """Whether ``key`` has a valid record (written at ``since`` or later, when given)."""
+        if since is not None and _mtime(self.record_path(key)) < since:
+            return False
         return self.record(key) is not None
 
     def put(self, record: dict) -> None:
@@ -166,6 +169,13 @@ def _stale(path: Path) -> bool:
     if owner.get("host") == socket.gethostname() and not _alive(owner.get("pid", -1)):
         return True
     return age > STALE_S
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _age(path: Path) -> float:

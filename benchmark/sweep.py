@@ -1,7 +1,9 @@
 """Running a sweep: each phase's pending runs on an executor, resumable and crash-safe.
 
 ``run_sweep`` expands the protocol (benchmark/protocol.py) phase by phase: tune, select,
-final. Runs whose record exists are skipped (``rerun`` runs them again); each run is claimed
+final. Runs whose record exists are skipped (``rerun`` runs them again: it leaves a marker,
+``rerun.json``, until the sweep completes, so an interrupted rerun resumes as a rerun and
+runs again every record older than its start); each run is claimed
 before it starts (benchmark/store.py), so two runners, or two Slurm array tasks, on one results
 folder never run the same run; a runner that finds runs claimed elsewhere waits for them. A run
 that crashes is written to ``failed/`` and the sweep goes on; ``runs.csv`` and ``curves.csv``
@@ -35,12 +37,13 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
     options = replace(options, plugins=sweep.plugins, engine=options.engine or sweep.engine)
     check(sweep, options)
     store = Store(options.results).create()
+    options = replace(options, since=_rerun_since(options))
     _write_json(options.results / "sweep.json", asdict(sweep))
     centres = _centres(sweep, options, log)
-    outcomes, plan = {}, {}
+    outcomes, planned = {}, {}
     tune = sweep.tune_specs(centres)
-    plan["tune"] = [s.key for s in tune]
-    _write_json(options.results / "plan.json", plan)
+    planned |= {"tune": [s.key for s in tune], "epochs": {s.key: s.epochs for s in tune}}
+    _write_json(options.results / "plan.json", planned)
     outcomes["tune"] = run_phase("tune", tune, options, log)
     missing = [s for s in tune if not store.done(s.key)]
     if missing:  # selecting on part of the grid would be unfair to the schedules it lacks
@@ -51,8 +54,9 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
     selection = protocol.select(_tune_frame(store, tune))
     write_atomic(options.results / "selection.csv", selection.to_csv(index=False).encode())
     final = sweep.final_specs(selection)
-    plan["final"] = [s.key for s in final]
-    _write_json(options.results / "plan.json", plan)
+    planned["final"] = [s.key for s in final]
+    planned["epochs"] |= {s.key: s.epochs for s in final}
+    _write_json(options.results / "plan.json", planned)
     outcomes["final"] = run_phase("final", final, options, log)
     records = [r for r in (store.record(s.key) for s in tune + final) if r is not None]
     others = len(list(store.runs.glob("*.json"))) - len(records)
@@ -60,7 +64,23 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
         log(f"{others} record(s) in {store.runs} are not part of this sweep (another sweep file "
             "or PROTOCOL_VERSION): left out of the tables")  # fmt: skip
     tidy.write_tables(options.results, records)
+    if all(store.done(s.key) for s in tune + final):  # the rerun, if one, is complete
+        (options.results / RERUN).unlink(missing_ok=True)
     return outcomes
+
+
+RERUN = "rerun.json"  # {"since": time}: a rerun in progress (records older are run again)
+
+
+def _rerun_since(options: Options) -> float | None:
+    """When the rerun in progress began: now for ``--rerun`` (marked in the folder), the
+    marker's time when resuming an interrupted one, else None."""
+    path = options.results / RERUN
+    if options.rerun:
+        since = time.time()
+        _write_json(path, {"since": since})
+        return since
+    return json.loads(path.read_text())["since"] if path.is_file() else None
 
 
 def check(sweep: protocol.Sweep, options: Options) -> None:
@@ -89,8 +109,9 @@ def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> 
         if store.corrupt(key):
             log(f"{phase}: the record of {key} is corrupt (truncated, empty or another schema): "
                 "running it again")  # fmt: skip
-    pending = [s for s in by_key.values() if options.rerun or not store.done(s.key)]
-    log(f"{phase}: {len(by_key)} runs, {len(by_key) - len(pending)} done, {len(pending)} to run")
+    pending = [s for s in by_key.values() if not store.done(s.key, options.since)]
+    log(f"{phase}: {len(by_key)} runs, {len(by_key) - len(pending)} done, {len(pending)} to run"
+        + ("; starting workers, loading data ..." if pending else ""))  # fmt: skip
     finished: list[Outcome] = []
     run, waited, first = EXECUTORS[options.executor], False, None
     with tqdm(total=len(pending), unit="run", desc=phase, disable=not sys.stderr.isatty()) as bar:
@@ -115,7 +136,6 @@ def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> 
                 time.sleep(POLL_S)
             pending = [s for s in claimed if not store.done(s.key)]  # finished elsewhere: done
             bar.update(len(claimed) - len(pending))
-            options = replace(options, rerun=False)
     return finished
 
 
@@ -123,7 +143,7 @@ def _line(phase, i, n, spec: RunSpec, outcome: Outcome, first: float) -> str:
     """One finished run; the ETA from the runs finished since the first (start-up excluded)."""
     rate = (i - 1) / (time.perf_counter() - first) if i > 1 else 0.0
     eta = f", eta {(n - i) / rate / 60:.1f} min" if rate > 0 and i < n else ""
-    what = f"{phase} {spec.task} {spec.schedule} lr {spec.lr:g} seed {spec.seed}"
+    what = f"{phase} {spec.task} {spec.epochs} ep {spec.schedule} lr {spec.lr:g} seed {spec.seed}"
     result = outcome.error if outcome.status == "failed" else f"dev acc {outcome.val_acc:.4f}"
     return f"[{i}/{n}] {what}: {outcome.status}, {result} ({outcome.seconds:.1f} s{eta})"
 
@@ -135,7 +155,7 @@ def _tune_frame(store: Store, tune: list[RunSpec]) -> pd.DataFrame:
         if record is not None:
             acc = record["metrics"]["val_acc_final"]
             rows.append(asdict(spec) | {"val_acc_final": acc, "status": record["status"]})
-    columns = ["task", "schedule", "lr", "seed", "val_acc_final", "status"]
+    columns = ["epochs", "task", "schedule", "lr", "seed", "val_acc_final", "status"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -144,14 +164,17 @@ def _centres(sweep: protocol.Sweep, options: Options, log) -> dict[str, float]:
     if sweep.centre == "task":
         return {task: get_task(task).lr for task in sweep.tasks}
     path = options.results / "centres.json"
-    cached = json.loads(path.read_text()) if path.is_file() and not options.rerun else {}
+    fresh = path.is_file() and (options.since is None or path.stat().st_mtime >= options.since)
+    cached = json.loads(path.read_text()) if fresh else {}
     if set(cached) != set(sweep.tasks):
         from benchmark.lr_find import lr_range_test
         from benchmark.semantics import resolve_device
 
         device = resolve_device(options.device)
         for task in sweep.tasks:
-            spec = sweep.spec(task, "constant", get_task(task).lr, sweep.tune_seeds[0], "tune")
+            spec = sweep.spec(
+                task, "constant", get_task(task).lr, sweep.tune_seeds[0], "tune", sweep.budgets[0]
+            )
             splits = data.load(get_task(task).dataset, options.root, device)
             cached[task] = float(f"{lr_range_test(spec, splits, device).suggestion:.4g}")
             log(f"lr-find: {task} centre {cached[task]:g}")
@@ -163,21 +186,29 @@ def _write_json(path: Path, value) -> None:
     write_atomic(path, (json.dumps(value, indent=1) + "\n").encode())
 
 
-def status(results: Path) -> pd.DataFrame:
-    """Per phase: runs done, pending, claimed (running now), failed; and, among the pending,
-    those whose record file is corrupt (run again by the next sweep)."""
-    plan_path = Path(results) / "plan.json"
-    if not plan_path.is_file():
+def plan(results: Path) -> dict:
+    """The results folder's plan.json: each phase's keys, and each key's budget (epochs)."""
+    path = Path(results) / "plan.json"
+    if not path.is_file():
         raise InputError(f"{results}: no sweep has run here (no plan.json)")
-    store, rows = Store(results), []
-    for phase, keys in json.loads(plan_path.read_text()).items():
-        counts = dict.fromkeys(["done", "pending", "claimed", "failed", "corrupt"], 0)
-        for key in keys:  # each key in one of done > claimed > failed > pending
-            done = store.done(key)
-            state = "done" if done else "claimed" if store.claimed(key) else None
-            state = state or ("failed" if store.failure(key) is not None else "pending")
-            counts[state] += 1
-            counts["corrupt"] += not done and store.corrupt(key)
-        rows.append((phase, len(keys), *counts.values()))
-    columns = ["phase", "runs", "done", "pending", "claimed", "failed", "corrupt"]
-    return pd.DataFrame(rows, columns=columns)
+    return json.loads(path.read_text())
+
+
+def status(results: Path) -> pd.DataFrame:
+    """Per phase and budget: runs done, pending, claimed (running now), failed; and, among the
+    pending, those whose record file is corrupt (run again by the next sweep)."""
+    planned, store, rows = plan(results), Store(results), []
+    epochs = planned.pop("epochs", {})  # absent in folders of older sweeps
+    for phase, keys in planned.items():
+        for budget in dict.fromkeys(epochs.get(k) for k in keys):
+            counts = dict.fromkeys(["done", "pending", "claimed", "failed", "corrupt"], 0)
+            mine = [k for k in keys if epochs.get(k) == budget]
+            for key in mine:  # each key in one of done > claimed > failed > pending
+                done = store.done(key)
+                state = "done" if done else "claimed" if store.claimed(key) else None
+                state = state or ("failed" if store.failure(key) is not None else "pending")
+                counts[state] += 1
+                counts["corrupt"] += not done and store.corrupt(key)
+            rows.append((phase, budget, len(mine), *counts.values()))
+    columns = ["phase", "epochs", "runs", "done", "pending", "claimed", "failed", "corrupt"]
+    return pd.DataFrame(rows, columns=columns).astype({"epochs": "Int64"})

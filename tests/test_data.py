@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmark import data, sources
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.errors import InputError
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.errors import InputError
 from benchmark.lr_find import _steepest, lr_range_test
 from benchmark.spec import RunSpec

@@ -7,6 +7,7 @@ SIGKILL itself at a named point; then the sweep resumes and must equal an uninte
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmark import data, protocol, store, tasks
-from benchmark.__main__ import main, parse_set
+from benchmark.cli import main, parse_set
 from benchmark.errors import InputError
 from benchmark.spec import RunSpec
 from benchmark.train import SingleRun
@@ -102,6 +103,27 @@ def test_kill_at_a_point_then_resume(engine_world, tmp_path, fault):
     _out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert_whole(results, expected)
+
+
+@pytest.mark.slow
+def test_kill_a_two_budget_sweep_then_resume(tmp_path):
+    """Budgets of 1 and 2 epochs, each tuned and run on its own: killed in the second
+    budget's tuning, the resumed sweep equals an uninterrupted one."""
+    two = SWEEP.replace('"digits_mlp"', "").replace(", ]", "]") + "[run]\nepochs = [1, 2]\n"
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    (tmp_path / "two.toml").write_text(two)
+    done = runner(tmp_path / "two.toml", whole).communicate(timeout=300)
+    expected = records(whole)
+    assert len(expected) == RUNS, done  # one task, two budgets
+    assert {r["spec"]["epochs"] for r in expected.values()} == {1, 2}
+    # logreg trains batched here: 10 group updates tune the 1-epoch budget, 20 the 2-epoch one
+    victim = runner(tmp_path / "two.toml", killed, "step:25")
+    victim.communicate(timeout=300)
+    assert victim.returncode == -signal.SIGKILL
+    resumed = runner(tmp_path / "two.toml", killed)
+    _out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert_whole(killed, expected)
 
 
 @pytest.mark.slow
@@ -217,15 +239,49 @@ def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(world, tmp_path, w
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     resume = err.strip().splitlines()[-1]
-    assert resume.startswith(
-        "interrupted: finished runs are kept; resume with: python -m benchmark run"
-    )
+    written = len(list((results / "runs").glob("*.json")))
+    kept = re.fullmatch(r"interrupted: records kept: (\d+) of 12 tune runs(, .*)?; resume with: "
+                        r"python -m benchmark run .*", resume)  # fmt: skip
+    assert kept, resume
+    assert int(kept[1]) + int((kept[2] or ", 0").split()[1]) == written  # what was written
     assert all(store.Store(results).done(p.stem) for p in (results / "runs").glob("*"))
     assert len(records(results)) < RUNS
     again = runner(sweep_path, results, workers=workers)
     again.communicate(timeout=300)
     assert again.returncode == 0
     assert_whole(results, expected, same_threads=workers == 1)
+
+
+def test_an_interrupted_rerun_resumes_as_a_rerun(world, tmp_path):
+    sweep_path, expected = world
+    results = tmp_path / "r"
+    shutil_copy(sweep_path.parent / "whole", results)
+    before = time.time()
+    rerun = runner(sweep_path, results, "write:5", extra=["--rerun"])  # killed at a write
+    rerun.communicate(timeout=300)
+    assert rerun.returncode == -signal.SIGKILL
+    resumed = runner(sweep_path, results)  # a plain resume, as the Ctrl-C message prints it
+    _out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    stamps = [p.stat().st_mtime for p in (results / "runs").glob("*.json")]
+    assert len(stamps) == RUNS
+    assert min(stamps) >= before  # every record ran again: none kept from before the rerun
+    assert not (results / "rerun.json").exists()
+    assert_whole(results, expected)
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    """Ctrl-C while the sweep starts (loading torch takes seconds): one line, exit 130."""
+    env_ = env() | {data.ROOT_ENV: str(tmp_path / "no-data")}
+    argv = [sys.executable, "-m", "benchmark", "run", "--sweep", "smoke", "--results",
+            str(tmp_path / "r"), "--device", "cpu"]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env_)
+    time.sleep(1.0)  # past the parser, in torch's import (the data check comes after it)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [err.strip()]
+    assert err.startswith("interrupted")
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -281,7 +337,7 @@ BAD_ARGV = [
     (["schedule", "cosine", "--epochs", "0"], "epochs must be an integer >= 1"),
     (["data", "nope"], "unknown dataset 'nope'"),
     (["run", "--sweep", "nope"], "unknown sweep 'nope'"),
-    (["run", "--sweep", "smoke", "--set", "run.epochs=-1"], "epochs must be an integer >= 1"),
+    (["run", "--sweep", "smoke", "--set", "run.epochs=-1"], "run.epochs must be an integer >= 1"),
     (["run", "--sweep", "smoke", "--set", "final.seeds=[]"], "final.seeds must be a non-empty"),
     (["run", "--sweep", "smoke", "--set", "tune.lr_factors=[0]"], "tune.lr_factors"),
     (["run", "--sweep", "smoke", "--set", "tasks.x=1"], "tasks is not a table"),
@@ -316,7 +372,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, 
     message = {tuple(a): m for a, m in BAD_ARGV}[tuple(argv)]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(data.ROOT_ENV, str(tmp_path / "empty"))
-    monkeypatch.setattr("benchmark.__main__.RESULTS", tmp_path / "results")
+    monkeypatch.setattr("benchmark.cli.RESULTS", tmp_path / "results")
     try:
         code = main(argv)
     except SystemExit as exit_:  # argparse's own errors (our parser keeps them to one line)

@@ -8,6 +8,7 @@ import ast
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from torch.optim import lr_scheduler as ref
 
 from benchmark import gallery
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.errors import InputError
 from benchmark.schedules import (
     SCHEDULES,
@@ -557,9 +558,12 @@ def test_bad_parameters_raise_one_clear_line(name, params, message):
     assert "\n" not in str(err.value)
 
 
-def test_unknown_schedule_lists_the_valid_names():
-    with pytest.raises(InputError, match="unknown schedule 'cosin'; valid: constant, cosine,"):
+def test_unknown_schedule_suggests_the_closest_and_lists_the_valid_names():
+    expected = "unknown schedule 'cosin'; did you mean 'cosine'? valid: constant, cosine,"
+    with pytest.raises(InputError, match=re.escape(expected)):
         sequences("cosin", LR, Budget(10, 10))
+    with pytest.raises(InputError, match="unknown schedule 'zzz'; valid: constant, cosine,"):
+        sequences("zzz", LR, Budget(10, 10))  # nothing close: no guess
 
 
 @pytest.mark.parametrize("lr", [0.0, -0.1, float("nan"), float("inf"), "0.1"])
@@ -709,7 +713,7 @@ def test_cli_list_shows_every_schedule_and_its_defaults(capsys):
 
 def test_cli_plot_writes_a_png(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "cyclic", "--plot", str(tmp_path / "cyclic.png"))
-    assert (code, out) == (0, "")
+    assert (code, out) == (0, f"plot: {tmp_path / 'cyclic.png'}\n")  # says where it went
     assert (tmp_path / "cyclic.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -722,7 +726,7 @@ def test_cli_user_schedule(capsys, examples_importable):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["cosin"], "error: unknown schedule 'cosin'; valid: constant,"),
+        (["cosin"], "error: unknown schedule 'cosin'; did you mean 'cosine'? valid: constant,"),
         (
             ["cyclic", "--set", "mode=triangular2"],
             "error: --set 'mode=triangular2': expected KEY=VALUE, TOML",

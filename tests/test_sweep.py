@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from benchmark import data, executors, protocol, record, store, sweep, tasks, tidy
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.errors import InputError
 from benchmark.spec import RunSpec
 from testkit import FAKE_RUNS, FAKE_SWEEP, records, runner
@@ -71,7 +71,9 @@ def test_full_sweep_is_the_reference_design():
     assert len(s.lr_factors) >= 5
     assert len(s.tune_seeds) >= 2
     assert len(s.final_seeds) >= 10
-    assert not s.run  # the tasks' default budgets
+    assert not s.run  # every other setting the tasks' own
+    assert len(s.budgets) >= 3
+    assert s.budgets[-1] is None  # the longest budget: each task's default epochs
 
 
 def test_quick_sweep_covers_every_schedule_on_two_tasks():
@@ -102,7 +104,11 @@ def test_grid_and_overrides():
     ("text", "sets", "message"),
     [
         (SWEEP.replace("[tune]", "[tune\n"), [], "fake.toml: "),
-        (SWEEP, [("run.epochs", -1)], "epochs must be an integer >= 1, got -1"),
+        (
+            SWEEP,
+            [("run.epochs", -1)],
+            "run.epochs must be an integer >= 1 or a list of them",
+        ),
         (SWEEP, [("final.seeds", [])], "final.seeds must be a non-empty list"),
         (SWEEP, [("final.seeds", [100, 1])], "tune.seeds and final.seeds must be disjoint"),
         (SWEEP, [("tasks", ["nope"])], "unknown task 'nope'"),
@@ -118,6 +124,78 @@ def test_bad_sweep_files(tmp_path, fake_world, text, sets, message):
     path.write_text(text)
     with pytest.raises(InputError, match=re.escape(message)):
         protocol.load(str(path), sets)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "message"),
+    [
+        (0, 'run.epochs must be an integer >= 1 or a list of them (or "default"), got 0'),
+        (-2, "got -2"),
+        (1.5, "got 1.5"),
+        ([1, 0], "got [1, 0]"),
+        ([], "got []"),
+        ([2, 2], "run.epochs has repeats, got [2, 2]"),
+        ("3", "got '3'"),
+        (True, "got True"),
+        (["default", 3, "default"], "run.epochs has repeats"),
+        ("long", "got 'long'"),
+    ],
+)
+def test_bad_budgets_are_one_line_exit_2_and_nothing_written(tmp_path, capsys, epochs, message):
+    results = tmp_path / "r"
+    argv = ["run", "--sweep", "smoke", "--results", str(results), "--set", f"run.epochs={epochs!r}"]
+    argv[-1] = argv[-1].replace("'", '"').replace("True", "true")  # TOML literals
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert not results.exists()
+
+
+def test_one_budget_keeps_the_keys_and_several_tune_each_on_their_own():
+    base = protocol.load("smoke")
+    one = protocol.load("smoke", [("run.epochs", [base.budgets[0]])])
+    centres = {"mnist_logreg": 0.5}
+    assert [s.key for s in one.tune_specs(centres)] == [s.key for s in base.tune_specs(centres)]
+    two = protocol.load("smoke", [("run.epochs", [1, 2])])
+    specs = two.tune_specs(centres)
+    assert two.budgets == (1, 2)
+    assert len(specs) == 2 * len(base.tune_specs(centres))
+    assert {s.epochs for s in specs} == {1, 2}
+    # the best lr differs per budget: each budget selects its own
+    frame = pd.DataFrame(
+        [(s.epochs, s.task, s.schedule, s.lr, s.seed, s.lr * (1 if s.epochs == 1 else -1), "ok")
+         for s in specs],
+        columns=["epochs", "task", "schedule", "lr", "seed", "val_acc_final", "status"],
+    )  # fmt: skip
+    chosen = protocol.select(frame)
+    assert len(chosen) == 2 * len(two.schedules)
+    lrs = chosen.groupby("epochs").lr.unique()
+    assert list(lrs[1]) == [max(s.lr for s in specs)]
+    assert list(lrs[2]) == [min(s.lr for s in specs)]
+    final = two.final_specs(chosen)
+    assert {(s.epochs, s.lr) for s in final} == {(1, lrs[1][0]), (2, lrs[2][0])}
+    default = protocol.load("smoke", [("run.epochs", [1, "default"])])
+    assert {s.epochs for s in default.tune_specs(centres)} == {
+        1,
+        tasks.TASKS["mnist_logreg"].epochs,
+    }
+
+
+def test_a_two_budget_sweep_runs_and_reports_each_budget(sweep_file, tmp_path, capsys):
+    results = tmp_path / "r"
+    s = protocol.load(str(sweep_file), [("run.epochs", [1, 2]), ("tasks", ["digits_logreg"])])
+    outcomes = sweep.run_sweep(s, options(results), log=lambda _: None)
+    assert len(outcomes["tune"]) == len(outcomes["final"]) == 2 * 6
+    selection = pd.read_csv(results / "selection.csv")
+    assert sorted(selection.epochs.unique()) == [1, 2]
+    assert json.loads((results / "sweep.json").read_text())["budgets"] == [1, 2]
+    status = sweep.status(results)
+    assert status[["phase", "epochs", "runs", "done"]].values.tolist() == [
+        ["tune", 1, 6, 6], ["tune", 2, 6, 6], ["final", 1, 6, 6], ["final", 2, 6, 6],
+    ]  # fmt: skip
+    runs_csv = pd.read_csv(results / "runs.csv")
+    assert runs_csv.groupby(["phase", "epochs"]).size().tolist() == [6, 6, 6, 6]
 
 
 def test_malformed_toml_names_the_line(tmp_path, capsys):
@@ -150,7 +228,7 @@ def test_selection_takes_the_best_mean_and_breaks_ties_to_the_smaller_lr():
     ]  # fmt: skip
     frame = pd.DataFrame(
         rows, columns=["task", "schedule", "lr", "seed", "val_acc_final", "status"]
-    )
+    ).assign(epochs=3)
     chosen = protocol.select(frame).set_index("schedule")
     assert chosen.loc["a", "lr"] == 0.3  # mean 0.94 beats 0.91 and 0.545 (a diverged seed)
     assert chosen.loc["a", "dev_acc_mean"] == pytest.approx(0.94)
@@ -215,6 +293,7 @@ def test_rebuilt_tables_equal_the_sweeps(sweep_file, tmp_path, capsys):
     assert main(["status", "--results", str(results)]) == 0
     assert capsys.readouterr().out.split("\n")[1].split() == [
         "tune",
+        "2",  # epochs: the budget
         "12",
         "12",
         "0",

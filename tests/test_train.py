@@ -14,7 +14,7 @@ import torch
 
 from benchmark import optim
 from benchmark import record as records
-from benchmark.__main__ import main
+from benchmark.cli import main
 from benchmark.errors import InputError
 from benchmark.metrics import time_to_target
 from benchmark.schedules import SCHEDULES, Plateau, sequences
@@ -273,7 +273,7 @@ def test_time_to_target_in_a_record(digit_tasks, monkeypatch):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"task": "mnist_nope"}, "unknown task 'mnist_nope'; valid: fmnist_cnn"),
+        ({"task": "mnist_nope"}, "unknown task 'mnist_nope'; did you mean 'mnist_mlp' or "),
         ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'; valid: adam, adamw, sgd"),
         ({"optimizer_params": {"betas": [0.9, 0.99]}}, "optimizer sgd: unknown parameter 'betas'"),
         ({"optimizer_params": {"momentum": 1.5}}, "momentum must be in [0, 1)"),
@@ -302,7 +302,9 @@ def test_bf16_needs_cuda(digit_tasks):
         (["--task", "mnist_mlp", "--schedule", "cosine", "--set", "optimizer.bogus=1"],
          "error: optimizer sgd: unknown parameter 'bogus'; known: momentum, nesterov, "),
         (["--task", "mnist_mlp", "--schedule", "cosine", "--set", "schedule.T_max=x"],
-         "error: --set 'schedule.T_max=x': expected KEY=VALUE"),
+         "error: schedule cosine: T_max must be an integer, got 'x'"),  # a bare word is text
+        (["--task", "mnist_mlp", "--schedule", "cosine", "--set", "schedule.T_max=[1,"],
+         "error: --set 'schedule.T_max=[1,': expected KEY=VALUE"),
         (["--task", "mnist_mlp", "--schedule", "cosine", "--set", "lr=1"],
          "error: --set lr: expected schedule.KEY or optimizer.KEY"),
         (["--task", "mnist_mlp", "--schedule", "cosine", "--out", "x.txt"],

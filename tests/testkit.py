@@ -79,11 +79,16 @@ def env(fault: str | None = None) -> dict:
 
 
 def runner(
-    sweep: Path, results: Path, fault: str | None = None, workers: int = 1, engine: str = "auto"
+    sweep: Path,
+    results: Path,
+    fault: str | None = None,
+    workers: int = 1,
+    engine: str = "auto",
+    extra: list[str] = (),
 ):
     """``python -m benchmark run`` on ``sweep`` in a subprocess (stdout, stderr piped)."""
     argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep), "--results",
             str(results), "--device", "cpu", "--workers", str(workers),
-            "--engine", engine]  # fmt: skip
+            "--engine", engine, *extra]  # fmt: skip
     pipe = subprocess.PIPE
     return subprocess.Popen(argv, stdout=pipe, stderr=pipe, text=True, env=env(fault))
