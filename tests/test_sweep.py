@@ -55,12 +55,14 @@ def options(results: Path, **kwargs) -> sweep.Options:
 # ------------------------------------------------------------------------------ sweep files
 
 
-@pytest.mark.parametrize(("name", "tune", "final"), [("smoke", 8, 8), ("quick", 170, 340)])
+@pytest.mark.parametrize(
+    ("name", "tune", "final"), [("smoke", 8, 8), ("quick", 272, 680), ("full", 3570, 3570)]
+)
 def test_shipped_sweeps_expand(name, tune, final):
     s = protocol.load(name)
     specs = s.tune_specs({t: tasks.get_task(t).lr for t in s.tasks})
     assert len(specs) == tune
-    assert len(s.tasks) * len(s.schedules) * len(s.final_seeds) == final
+    assert len(s.budgets) * len(s.tasks) * len(s.schedules) * len(s.final_seeds) == final
     assert len({spec.key for spec in specs}) == tune
     assert {spec.phase for spec in specs} == {"tune"}
 
@@ -76,10 +78,11 @@ def test_full_sweep_is_the_reference_design():
     assert s.budgets[-1] is None  # the longest budget: each task's default epochs
 
 
-def test_quick_sweep_covers_every_schedule_on_two_tasks():
+def test_quick_sweep_covers_every_schedule_on_two_tasks_at_two_budgets():
     s = protocol.load("quick")
     assert len(s.tasks) >= 2
-    assert len(s.final_seeds) >= 3
+    assert len(s.budgets) >= 2
+    assert len(s.final_seeds) >= 10  # so the paired test can separate schedules (Holm, alpha)
     assert set(s.schedules) == set(protocol.SCHEDULES)
 
 

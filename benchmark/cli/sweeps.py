@@ -74,7 +74,10 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
             print(f"failed: {outcome.key}: {outcome.error}", file=sys.stderr)
         if failed:
             return 1
-        if args.report:
+        ran = sum(len(phase) for phase in outcomes.values())
+        if args.report and not ran and (results / "report" / "index.html").is_file():
+            print(f"report: up to date (no run changed); `python -m report {results}` redraws it")
+        elif args.report:
             from report.__main__ import main as report
 
             return report([str(options.results)])
