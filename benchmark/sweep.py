@@ -113,7 +113,7 @@ def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> 
     log(f"{phase}: {len(by_key)} runs, {len(by_key) - len(pending)} done, {len(pending)} to run"
         + ("; starting workers, loading data ..." if pending else ""))  # fmt: skip
     finished: list[Outcome] = []
-    run, waited, first = EXECUTORS[options.executor], False, None
+    run, waited, eta = EXECUTORS[options.executor], False, Eta(pending)
     with tqdm(total=len(pending), unit="run", desc=phase, disable=not sys.stderr.isatty()) as bar:
         while pending:  # runs another process holds are only waited for, never resubmitted
             claimed = [s for s in pending if store.claimed(s.key)]
@@ -127,8 +127,8 @@ def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> 
                     continue
                 finished.append(outcome)
                 bar.update(1)
-                first = first or time.perf_counter()  # throughput counts from the first result
-                log(_line(phase, len(finished), bar.total, by_key[outcome.key], outcome, first))
+                spec = by_key[outcome.key]
+                log(_line(phase, len(finished), bar.total, spec, outcome, eta.after(spec, outcome)))
             if claimed:
                 if not waited:
                     log(f"{phase}: {len(claimed)} run(s) claimed by another process; waiting")
@@ -139,10 +139,39 @@ def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> 
     return finished
 
 
-def _line(phase, i, n, spec: RunSpec, outcome: Outcome, first: float) -> str:
-    """One finished run; the ETA from the runs finished since the first (start-up excluded)."""
-    rate = (i - 1) / (time.perf_counter() - first) if i > 1 else 0.0
-    eta = f", eta {(n - i) / rate / 60:.1f} min" if rate > 0 and i < n else ""
+class Eta:
+    """Time left in a phase, from the runs finished so far (start-up excluded).
+
+    Runs of one task and budget cost alike, others not (a batched group finishes many cheap
+    runs at once): each remaining run is expected to take the mean seconds of the finished
+    runs of its task and budget (else of all), and the work is shared as it has been: the
+    seconds finished since the first result over the wall time since then.
+    """
+
+    def __init__(self, pending: list[RunSpec]):
+        self.left = {s.key: (s.task, s.epochs) for s in pending}
+        self.seconds: dict[tuple, list[float]] = {}
+        self.first = self.done_since_first = None
+
+    def after(self, spec: RunSpec, outcome: Outcome) -> float | None:
+        """Record ``outcome``; the seconds left, or None before there is a rate."""
+        kind = self.left.pop(spec.key, (spec.task, spec.epochs))
+        self.seconds.setdefault(kind, []).append(outcome.seconds)
+        now = time.perf_counter()
+        if self.first is None:
+            self.first, self.done_since_first = now, 0.0
+            return None
+        self.done_since_first += outcome.seconds
+        if now <= self.first or not self.done_since_first or not self.left:
+            return None
+        every = [t for ts in self.seconds.values() for t in ts]
+        mean = {k: sum(ts) / len(ts) for k, ts in self.seconds.items()}
+        expected = sum(mean.get(k, sum(every) / len(every)) for k in self.left.values())
+        return expected / (self.done_since_first / (now - self.first))
+
+
+def _line(phase, i, n, spec: RunSpec, outcome: Outcome, left: float | None) -> str:
+    eta = "" if left is None else f", eta {left / 60:.1f} min"
     what = f"{phase} {spec.task} {spec.epochs} ep {spec.schedule} lr {spec.lr:g} seed {spec.seed}"
     result = outcome.error if outcome.status == "failed" else f"dev acc {outcome.val_acc:.4f}"
     return f"[{i}/{n}] {what}: {outcome.status}, {result} ({outcome.seconds:.1f} s{eta})"

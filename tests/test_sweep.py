@@ -56,7 +56,7 @@ def options(results: Path, **kwargs) -> sweep.Options:
 
 
 @pytest.mark.parametrize(
-    ("name", "tune", "final"), [("smoke", 8, 8), ("quick", 272, 680), ("full", 3570, 3570)]
+    ("name", "tune", "final"), [("smoke", 8, 8), ("quick", 204, 680), ("full", 3570, 3570)]
 )
 def test_shipped_sweeps_expand(name, tune, final):
     s = protocol.load(name)
@@ -240,6 +240,24 @@ def test_selection_takes_the_best_mean_and_breaks_ties_to_the_smaller_lr():
     assert chosen.loc["b", "lr"] == 0.1  # a tie: the smaller lr
     assert not chosen.loc["a", "at_grid_edge"]
     assert chosen.loc["b", "at_grid_edge"]
+
+
+def test_eta_weighs_each_kind_of_run_by_its_own_cost(monkeypatch):
+    cheap = [RunSpec.make("mnist_logreg", "cosine", seed=s, epochs=1) for s in range(4)]
+    dear = [RunSpec.make("mnist_logreg", "cosine", seed=s, epochs=3) for s in range(4)]
+    eta = sweep.Eta(cheap + dear)
+    clock = iter([100.0, 101.0, 110.0, 120.0])
+    monkeypatch.setattr(sweep.time, "perf_counter", lambda: next(clock))
+    assert eta.after(cheap[0], executors.Outcome(cheap[0].key, "ok", 1.0)) is None  # no rate yet
+    # 1 s of work in 1 s of wall time: one run at a time; 2 cheap runs (1 s) and 4 dear ones
+    # (unseen: the mean of all, 1 s) left
+    assert eta.after(cheap[1], executors.Outcome(cheap[1].key, "ok", 1.0)) == pytest.approx(6.0)
+    # a dear run took 9 s: 10 s of work in 10 s; 2 cheap (1 s each) and 3 dear (9 s) left
+    assert eta.after(dear[0], executors.Outcome(dear[0].key, "ok", 9.0)) == pytest.approx(29.0)
+    # 19 s of work in 20 s; 2 cheap and 2 dear left
+    assert eta.after(dear[1], executors.Outcome(dear[1].key, "ok", 9.0)) == pytest.approx(
+        (2 * 1 + 2 * 9) / (19 / 20)
+    )
 
 
 def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):

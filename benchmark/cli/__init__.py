@@ -21,7 +21,8 @@ from benchmark.errors import InputError
 
 Run = Callable[[argparse.Namespace], int | None]
 DEVICES = ("auto", "cpu", "cuda")
-RESULTS = DEFAULT_ROOT.parent / "results"  # results/<sweep>/ beside data/ (git-ignored)
+RESULTS_ENV = "SCHEDULE_BENCH_RESULTS"  # where results/<sweep>/ go; default: results/ in the repo
+RESULTS = Path(os.environ.get(RESULTS_ENV) or DEFAULT_ROOT.parent / "results")
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Run]]] = {}
 
 
