@@ -144,8 +144,9 @@ class Eta:
 
     Runs of one task and budget cost alike, others not (a batched group finishes many cheap
     runs at once): each remaining run is expected to take the mean seconds of the finished
-    runs of its task and budget (else of all), and the work is shared as it has been: the
-    seconds finished since the first result over the wall time since then.
+    runs of its task and budget, else the mean seconds per epoch of its task's (else of all)
+    finished runs times its epochs; the work is shared as it has been: the seconds finished
+    since the first result over the wall time since then.
     """
 
     def __init__(self, pending: list[RunSpec]):
@@ -164,10 +165,16 @@ class Eta:
         self.done_since_first += outcome.seconds
         if now <= self.first or not self.done_since_first or not self.left:
             return None
-        every = [t for ts in self.seconds.values() for t in ts]
-        mean = {k: sum(ts) / len(ts) for k, ts in self.seconds.items()}
-        expected = sum(mean.get(k, sum(every) / len(every)) for k in self.left.values())
+        expected = sum(self._expected(kind) for kind in self.left.values())
         return expected / (self.done_since_first / (now - self.first))
+
+    def _expected(self, kind: tuple) -> float:
+        if kind in self.seconds:
+            return sum(self.seconds[kind]) / len(self.seconds[kind])
+        task, epochs = kind
+        mine = [(e, t) for (k, e), ts in self.seconds.items() if k == task for t in ts]
+        seen = mine or [(e, t) for (_, e), ts in self.seconds.items() for t in ts]
+        return epochs * sum(t / e for e, t in seen) / len(seen)
 
 
 def _line(phase, i, n, spec: RunSpec, outcome: Outcome, left: float | None) -> str:

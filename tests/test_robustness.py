@@ -227,15 +227,18 @@ def test_disk_full_fails_the_run_cleanly(world, tmp_path):
 # ------------------------------------------------------------------------------ Ctrl-C
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(world, tmp_path, workers):
+@pytest.mark.parametrize(
+    ("workers", "stop"), [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)]
+)
+def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(world, tmp_path, workers, stop):
+    """Ctrl-C, or SIGTERM as a cluster sends it before a kill: the same graceful stop."""
     sweep_path, expected = world
     results = tmp_path / "r"
     proc = runner(sweep_path, results, workers=workers)
     deadline = time.monotonic() + 120
     while len(list((results / "runs").glob("*.json"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     resume = err.strip().splitlines()[-1]

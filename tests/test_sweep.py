@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import data, executors, protocol, record, store, sweep, tasks, tidy
+from benchmark import data, executors, optim, protocol, record, store, sweep, tasks, tidy
 from benchmark.cli import main
 from benchmark.errors import InputError
 from benchmark.spec import RunSpec
@@ -56,7 +56,7 @@ def options(results: Path, **kwargs) -> sweep.Options:
 
 
 @pytest.mark.parametrize(
-    ("name", "tune", "final"), [("smoke", 8, 8), ("quick", 204, 680), ("full", 3570, 3570)]
+    ("name", "tune", "final"), [("smoke", 8, 8), ("quick", 340, 680), ("full", 3570, 3570)]
 )
 def test_shipped_sweeps_expand(name, tune, final):
     s = protocol.load(name)
@@ -249,10 +249,10 @@ def test_eta_weighs_each_kind_of_run_by_its_own_cost(monkeypatch):
     clock = iter([100.0, 101.0, 110.0, 120.0])
     monkeypatch.setattr(sweep.time, "perf_counter", lambda: next(clock))
     assert eta.after(cheap[0], executors.Outcome(cheap[0].key, "ok", 1.0)) is None  # no rate yet
-    # 1 s of work in 1 s of wall time: one run at a time; 2 cheap runs (1 s) and 4 dear ones
-    # (unseen: the mean of all, 1 s) left
-    assert eta.after(cheap[1], executors.Outcome(cheap[1].key, "ok", 1.0)) == pytest.approx(6.0)
-    # a dear run took 9 s: 10 s of work in 10 s; 2 cheap (1 s each) and 3 dear (9 s) left
+    # 1 s of work in 1 s of wall time: one run at a time; 2 cheap runs (1 s each) and 4 of 3
+    # epochs left, unseen: 1 s per epoch of this task, so 3 s each
+    assert eta.after(cheap[1], executors.Outcome(cheap[1].key, "ok", 1.0)) == pytest.approx(14.0)
+    # a 3-epoch run took 9 s: 10 s of work in 10 s; 2 cheap (1 s) and 3 dear (9 s) left
     assert eta.after(dear[0], executors.Outcome(dear[0].key, "ok", 9.0)) == pytest.approx(29.0)
     # 19 s of work in 20 s; 2 cheap and 2 dear left
     assert eta.after(dear[1], executors.Outcome(dear[1].key, "ok", 9.0)) == pytest.approx(
@@ -353,6 +353,21 @@ def test_a_crashing_run_is_recorded_and_the_sweep_goes_on(
     assert calls["n"] == 1 + 6
 
 
+def test_tables_dir_tabulates_the_plans_runs_only(sweep_file, tmp_path, capsys):
+    results = tmp_path / "r"
+    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
+    sweep.run_sweep(s, options(results), log=lambda _: None)
+    stray = record.read(next((results / "runs").glob("*.json")))
+    stray["spec"]["seed"] = 999  # a run of another sweep in the same folder
+    stray["key"] = RunSpec(**stray["spec"]).key
+    record.write(results / "runs" / f"{stray['key']}.json", stray)
+    capsys.readouterr()
+    assert main(["tables", str(results)]) == 0
+    assert "left out 1 record(s) not in plan.json" in capsys.readouterr().err
+    assert stray["key"] not in set(pd.read_csv(results / "runs.csv").key)
+    assert len(pd.read_csv(results / "runs.csv")) == 12
+
+
 def test_records_of_another_protocol_version_are_left_out(sweep_file, tmp_path, monkeypatch):
     results = tmp_path / "r"
     s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
@@ -367,6 +382,46 @@ def test_records_of_another_protocol_version_are_left_out(sweep_file, tmp_path, 
     assert len(runs_csv) == 12
     assert not old_keys & set(runs_csv.key)  # only this protocol's records
     assert len(list((results / "runs").glob("*.json"))) == 24
+
+
+PLUGIN = """
+from benchmark.optim import Recipe, need, optimizer
+from benchmark.tasks import Task, register
+import fakes  # the in-memory digits
+
+
+@optimizer("rmsprop_plugin", family="RMSprop", cycles="momentum")
+def rmsprop_plugin(*, alpha: float = 0.99, momentum: float = 0.0) -> Recipe:
+    \"\"\"torch.optim.RMSprop, from a plugin.\"\"\"
+    need(0 < alpha < 1, "alpha must be in (0, 1)", alpha)
+    return Recipe("torch.optim:RMSprop", {"alpha": alpha, "momentum": momentum})
+
+
+register(Task("digits_rmsprop", "logreg on digits, RMSprop", "digits", "logreg", "rmsprop_plugin",
+              lr=0.01, epochs=2, batch_size=32, evals_per_epoch=2, targets=(0.5, 0.9),
+              kind="convex"))
+"""
+
+
+def test_an_optimizer_added_by_a_plugin_runs_in_a_sweep(sweep_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(optim, "OPTIMIZERS", dict(optim.OPTIMIZERS))
+    (tmp_path / "opt_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "opt_plugin", raising=False)
+    results = tmp_path / "r"
+    s = protocol.load(
+        str(sweep_file),
+        [("plugins", ["fakes", "opt_plugin"]), ("tasks", ["digits_rmsprop"]),
+         ("schedules", ["constant", "onecycle"])],
+    )  # fmt: skip
+    lines = []
+    outcomes = sweep.run_sweep(s, options(results), log=lines.append)
+    assert len(outcomes["final"]) == 4
+    found = [record.read(p) for p in (results / "runs").glob("*.json")]
+    assert {r["optimizer"]["family"] for r in found} == {"RMSprop"}
+    assert {r["optimizer"]["class"] for r in found} == {"RMSprop"}
+    assert {r["engine"] for r in found} == {"single"}  # no vectorised step: one at a time
+    assert pd.read_csv(results / "runs.csv").optimizer_family.unique().tolist() == ["RMSprop"]
 
 
 def test_lr_find_centres_the_grid_and_is_cached(sweep_file, tmp_path, monkeypatch):

@@ -11,7 +11,9 @@ stderr, exit status 2; Ctrl-C is one line and exit status 130.
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -90,7 +92,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, run; bad input is one line and exit status 2, Ctrl-C one line and 130."""
+    """Parse, run; bad input is one line and exit status 2, Ctrl-C (or SIGTERM, which a
+    cluster sends before it kills a job) one line and 130."""
+    if threading.current_thread() is threading.main_thread():  # (Python's rule for handlers)
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         parser = _Parser(prog="python -m benchmark", description="schedule-bench: " + DESCRIBE)
         sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -107,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C); nothing half-written is kept", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum, frame):
+    """SIGTERM as Ctrl-C: the runs in progress finish and are written, none start."""
+    raise KeyboardInterrupt
 
 
 DESCRIBE = "train under every lr schedule, run sweeps, measure speed; `COMMAND --help` for more"

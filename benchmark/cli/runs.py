@@ -168,6 +168,11 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
     return run
 
 
+def seconds(value: float) -> str:
+    """A duration for reading: milliseconds below a second (never "0.0 s")."""
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
 def summary(record: dict) -> str:
     """A few lines on a finished run: status, test accuracy, time to each target."""
     spec, metrics, timing = record["spec"], record["metrics"], record["timing"]
@@ -184,12 +189,12 @@ def summary(record: dict) -> str:
     lines = [
         f"{spec['task']} {spec['schedule']} lr {spec['lr']:g} seed {spec['seed']}: {status}",
         f"test accuracy {metrics['test_acc']:.4f}, best dev accuracy {metrics['val_acc_best']:.4f}",
-        f"training {timing['train_s']:.1f} s ({per_epoch:.2f} s per epoch), "
-        f"evaluation {timing['eval_s']:.1f} s, on {record['provenance']['device']}",
+        f"training {seconds(timing['train_s'])} ({seconds(per_epoch)} per epoch), "
+        f"evaluation {seconds(timing['eval_s'])}, on {record['provenance']['device']}",
     ]
     for target, hit in record["time_to_target"].items():
         reached = "not reached" if hit is None else (
-            f"step {hit['step']} (epoch {hit['epoch']:.2f}, {hit['wall_s']:.1f} s)"
+            f"step {hit['step']} (epoch {hit['epoch']:.2f}, {seconds(hit['wall_s'])})"
         )  # fmt: skip
         lines.append(f"dev accuracy {target}: {reached}")
     return "\n".join(lines)
