@@ -18,7 +18,8 @@ from report.load import SkippedRecord, load, load_perf
 from report.render import write
 from report.verdicts import margin
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
 REFERENCE = RESULTS / "reference" / "quick"
 PREVIEW = RESULTS / "report-preview"  # git-ignored, unlike the reference's own report/
 
@@ -29,7 +30,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "results",
         nargs="?",
         type=Path,
-        help=f"a results folder with runs/ (default: the committed reference, {REFERENCE})",
+        help="a results folder with runs/ (default: the committed reference, "
+        f"{REFERENCE.relative_to(ROOT)})",
     )
     parser.add_argument(
         "--compare",
@@ -41,13 +43,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--perf",
         type=Path,
         default=RESULTS / "perf",
-        help=f"perf files (<device>.json) for the speed chart (default: {RESULTS / 'perf'})",
+        help="perf files (<device>.json) for the speed chart (default: results/perf)",
     )
     parser.add_argument(
         "--out",
         type=Path,
         help=f"where to write the report (default: RESULTS_DIR/report; without RESULTS_DIR "
-        f"{PREVIEW}, so the committed reference report is not overwritten)",
+        f"{PREVIEW.relative_to(ROOT)}, so the committed reference report is not overwritten; "
+        "paths relative to the repository)",
     )
     return parser.parse_args(argv)
 

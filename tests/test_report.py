@@ -460,9 +460,10 @@ def test_without_arguments_the_report_goes_to_an_untracked_folder(monkeypatch, c
     ignored = subprocess.run(["git", "check-ignore", "-q", str(PREVIEW / "index.html")],
                              cwd=TESTS.parent)  # fmt: skip
     assert ignored.returncode == 0  # git-ignored: the committed reference report stays as it is
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option: the check reads words, not wrapping
     with pytest.raises(SystemExit):
         main(["--help"])
-    assert "report-preview" in " ".join(capsys.readouterr().out.split())
+    assert "results/report-preview" in " ".join(capsys.readouterr().out.split())
 
 
 def test_cli_never_imports_torch_and_rejects_bad_folders(tmp_path):

@@ -101,13 +101,25 @@ def test_runs_frame_rows_and_columns(records):
         for c in (f"ttt_{t}_step", f"ttt_{t}_epoch", f"ttt_{t}_samples", f"ttt_{t}_wall_s",
                   f"reached_{t}")
     ]  # fmt: skip
-    head = ["key", *SPEC_COLUMNS, "schedule_params", "optimizer_params", "status"]
-    head += ["diverged_at_step", "stopped_early_at_step", "steps_done", "total_steps"]
+    head = ["key", *SPEC_COLUMNS, "schedule_params", "optimizer_params", "task_kind"]
+    head += ["optimizer_family", "status", "diverged_at_step", "stopped_early_at_step"]
+    head += ["steps_done", "total_steps", "test_examples"]
     assert list(frame.columns) == [*head, *METRICS, *ttt, *TAIL]
     assert list(frame["key"]) == ["d", "c", "b", "a", "e"]
     expected = {"seed": "int64", "lr": "float64", "diverged_at_step": "Int64"}
     expected |= {"ttt_0.97_samples": "Int64", "reached_0.9": "boolean", "test_loss": "float64"}
     assert {name: str(frame[name].dtype) for name in expected} == expected
+
+
+def test_runs_frame_reads_task_kind_and_optimizer_family_from_schema_2(records):
+    """Schema 1 records lack both (empty cells); schema 2 records carry them."""
+    newer = make_record("f", "mnist_mlp", "cosine", 0.1, 3)
+    newer |= {"schema": 2, "task": {"kind": "MLP", "model": "mlp"}}
+    newer["optimizer"]["family"] = "sgd"
+    frame = tidy.runs_frame([*records, newer]).set_index("key")
+    assert (frame.loc["f", "task_kind"], frame.loc["f", "optimizer_family"]) == ("MLP", "sgd")
+    assert frame.drop(index="f")[["task_kind", "optimizer_family"]].isna().all().all()
+    assert frame.test_examples.tolist() == [100] * 6
 
 
 def test_runs_frame_copies_values_exactly(records):
