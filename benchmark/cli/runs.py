@@ -109,8 +109,11 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_spec(args: argparse.Namespace, schedule: str, **fields):
-    """The RunSpec the flags describe; bad names, values or --set keys raise InputError."""
+    """The RunSpec the flags describe; bad names, values or --set keys, or data not prepared,
+    raise InputError (before torch loads: a mistake costs a fraction of a second)."""
+    from benchmark import data
     from benchmark.spec import RunSpec
+    from benchmark.tasks import get_task
 
     params: dict[str, dict] = {"schedule": {}, "optimizer": {}}
     for item in args.set:
@@ -120,7 +123,7 @@ def run_spec(args: argparse.Namespace, schedule: str, **fields):
             raise InputError(f"--set {key}: expected schedule.KEY or optimizer.KEY")
         params[section][name] = value
     given = {"batch_size": args.batch_size, "train_size": args.train_size, **fields}
-    return RunSpec.make(
+    spec = RunSpec.make(
         args.task,
         schedule,
         seed=args.seed,
@@ -128,6 +131,8 @@ def run_spec(args: argparse.Namespace, schedule: str, **fields):
         optimizer_params=params["optimizer"],
         **{k: v for k, v in given.items() if v is not None},
     )
+    data.check_prepared(data.get(get_task(spec.task).dataset), data.data_root(args.root))
+    return spec
 
 
 @command("train", "train one run and write its record")
