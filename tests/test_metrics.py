@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+import scipy.stats as sps
 from sklearn import metrics as sk
 
+from benchmark import metrics
 from benchmark.metrics import classification_metrics, finite
 
 
@@ -45,3 +47,9 @@ def test_diverged_logits_give_nulls_not_nan():
     assert 0.0 <= out["acc"] <= 1.0
     assert finite(float("inf")) is None
     assert finite(np.float32(0.5)) == 0.5
+
+
+def test_average_ranks_match_scipy():
+    rng = np.random.default_rng(3)
+    for x in (rng.normal(size=50), rng.integers(0, 5, 40).astype(float), np.ones(3), np.ones(1)):
+        np.testing.assert_array_equal(metrics.average_ranks(x), sps.rankdata(x))

@@ -82,16 +82,23 @@ def assert_whole(results: Path, expected: dict[str, dict], same_threads: bool = 
 # ------------------------------------------------------------------------------ kill and resume
 
 
+FAULTS = [
+    "claim:7",  # a run claimed, not yet started
+    "mid-training",  # after an optimizer update (KILL)
+    "write:9",  # a record's temporary file complete, not yet renamed
+    "write:14",  # selection.csv or a record around the phase change
+    "tables:1",  # runs.csv rewritten, curves.csv not
+]
+# the batched engine where it differs: claims, training and record writes are per group (a
+# group's records are written together, so one write point covers them); tables are the same
+BATCHED_FAULTS = ["claim:7", "mid-training", "write:14"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "fault",
-    [
-        "claim:7",  # a run claimed, not yet started
-        "mid-training",  # after an optimizer update (KILL)
-        "write:9",  # a record's temporary file complete, not yet renamed
-        "write:14",  # selection.csv or a record around the phase change
-        "tables:1",  # runs.csv rewritten, curves.csv not
-    ],
+    ("engine_world", "fault"),
+    [*(("single", f) for f in FAULTS), *(("batched", f) for f in BATCHED_FAULTS)],
+    indirect=["engine_world"],
 )
 def test_kill_at_a_point_then_resume(engine_world, tmp_path, fault):
     engine, sweep_path, expected = engine_world
@@ -171,30 +178,32 @@ def test_two_runners_one_killed_midway(engine_world, tmp_path):
 # ------------------------------------------------------------------------------ corruption
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        "",  # empty
-        '{"schema": 1, "key": ',  # truncated
-        "\x00\xff garbage",
-        '{"schema": 99}',  # another schema
-        "[1, 2, 3]",
-    ],
-    ids=["empty", "truncated", "garbage", "schema", "not-an-object"],
-)
-def test_corrupt_records_are_reported_and_run_again(world, tmp_path, content, capsys):
+CORRUPT = {
+    "empty": "",
+    "truncated": '{"schema": 1, "key": ',
+    "garbage": "\x00\xff garbage",
+    "another schema": '{"schema": 99}',
+    "not an object": "[1, 2, 3]",
+}
+
+
+def test_corrupt_records_are_reported_and_run_again(world, tmp_path, capsys):
+    """Five records, each corrupt in its own way: status counts them, the resumed sweep names
+    each and runs it again."""
     sweep_path, expected = world
     results = tmp_path / "r"
     shutil_copy(sweep_path.parent / "whole", results)
-    victim = sorted((results / "runs").glob("*.json"))[3]
-    victim.write_text(content)
+    victims = sorted((results / "runs").glob("*.json"))[3 : 3 + len(CORRUPT) * 3 : 3]
+    for victim, content in zip(victims, CORRUPT.values(), strict=True):
+        victim.write_text(content)
     assert main(["status", "--results", str(results)]) == 0
     table = capsys.readouterr().out
-    assert sum(int(line.split()[-1]) for line in table.splitlines()[1:]) == 1  # corrupt: 1
+    assert sum(int(line.split()[-1]) for line in table.splitlines()[1:]) == len(CORRUPT)
     resumed = runner(sweep_path, results)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert f"the record of {victim.stem} is corrupt" in out
+    for victim in victims:
+        assert f"the record of {victim.stem} is corrupt" in out
     assert_whole(results, expected)
 
 
@@ -228,17 +237,22 @@ def test_disk_full_fails_the_run_cleanly(world, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("workers", "stop"), [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)]
+    ("workers", "stop", "send"),
+    [(2, signal.SIGINT, os.killpg), (1, signal.SIGTERM, os.kill)],
+    ids=["ctrl-c", "sigterm"],
 )
-def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(world, tmp_path, workers, stop):
-    """Ctrl-C, or SIGTERM as a cluster sends it before a kill: the same graceful stop."""
+def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(
+    world, tmp_path, workers, stop, send
+):
+    """Ctrl-C, as a terminal sends it (to the driver and its worker processes), or SIGTERM, as
+    a cluster sends it to the driver before a kill: the same graceful stop."""
     sweep_path, expected = world
     results = tmp_path / "r"
     proc = runner(sweep_path, results, workers=workers)
     deadline = time.monotonic() + 120
     while len(list((results / "runs").glob("*.json"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(stop)
+    send(proc.pid, stop)  # the driver leads its process group
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     resume = err.strip().splitlines()[-1]

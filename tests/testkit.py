@@ -86,9 +86,12 @@ def runner(
     engine: str = "auto",
     extra: list[str] = (),
 ):
-    """``python -m benchmark run`` on ``sweep`` in a subprocess (stdout, stderr piped)."""
+    """``python -m benchmark run`` on ``sweep`` in a subprocess (stdout, stderr piped), the
+    leader of its own process group (as a terminal's foreground job is)."""
     argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep), "--results",
             str(results), "--device", "cpu", "--workers", str(workers),
             "--engine", engine, *extra]  # fmt: skip
     pipe = subprocess.PIPE
-    return subprocess.Popen(argv, stdout=pipe, stderr=pipe, text=True, env=env(fault))
+    return subprocess.Popen(
+        argv, stdout=pipe, stderr=pipe, text=True, env=env(fault), process_group=0
+    )
