@@ -34,9 +34,10 @@ def install_project(session: nox.Session, *groups: str) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (pytest; pass options after --, e.g. -- -m 'not slow')."""
+    """Run the test suite on every core (pytest -n auto; pass options after --, e.g.
+    -- -m 'not slow', or -- -n 0 for one process)."""
     install_project(session, "test")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "auto", "--dist", "worksteal", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

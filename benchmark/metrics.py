@@ -1,8 +1,8 @@
 """What a run measures: classification metrics from logits, and time to each target.
 
-Plain NumPy (and SciPy's log-softmax) on host arrays, so the batched engine and the tests share it. A value that
-is not finite (a diverged run's loss) becomes ``None``: JSON has no NaN, and the tables then
-count it as missing, never as a number.
+Plain NumPy (and SciPy's log-softmax) on host arrays, so the batched engine and the tests
+share it. A value that is not finite (a diverged run's loss) becomes ``None``: JSON has no
+NaN, and the tables then count it as missing, never as a number.
 """
 
 from collections.abc import Mapping, Sequence

@@ -13,10 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from report.build import build
 from report.load import SkippedRecord, load, load_perf
-from report.render import write
-from report.verdicts import margin
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -67,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError as err:
             print(f"error: {err} (a results folder holds runs/<key>.json)", file=sys.stderr)
             return 2
+    from report.build import build  # the statistics, figures and renderer (~6 s to import):
+    from report.render import write  # only once the records are known to be there
+    from report.verdicts import margin
+
     try:
         margin(results.sweep)
     except ValueError as err:

@@ -29,7 +29,9 @@ class Plot:
 
 def plot(name: str, caption: str, fig: Figure) -> Plot:
     buf = io.BytesIO()
-    with matplotlib.rc_context({"svg.hashsalt": name}):  # element ids from the name, not random
+    # element ids from the name, not random; text as text (searchable in the HTML and the PDF,
+    # and WeasyPrint draws it ~25% faster than text drawn as glyph outlines)
+    with matplotlib.rc_context({"svg.hashsalt": name, "svg.fonttype": "none"}):
         fig.savefig(buf, format="svg", metadata={"Date": None})  # no date: same input, same file
     return Plot(name, caption, base64.b64encode(buf.getvalue()).decode(), fig.get_figwidth())
 

@@ -451,9 +451,9 @@ def test_margin_comes_from_sweep_json(tmp_path, capsys):
 def test_without_arguments_the_report_goes_to_an_untracked_folder(monkeypatch, capsys):
     written = {}
     monkeypatch.setattr("report.__main__.REFERENCE", FIXTURE)
-    monkeypatch.setattr("report.__main__.build", lambda *args: {})
+    monkeypatch.setattr("report.build.build", lambda *args: {})
     monkeypatch.setattr(
-        "report.__main__.write", lambda context, out: written.setdefault("out", out) and {}
+        "report.render.write", lambda context, out: written.setdefault("out", out) and {}
     )
     assert main([]) == 0
     assert written["out"] == PREVIEW

@@ -241,9 +241,7 @@ def test_disk_full_fails_the_run_cleanly(world, tmp_path):
     [(2, signal.SIGINT, os.killpg), (1, signal.SIGTERM, os.kill)],
     ids=["ctrl-c", "sigterm"],
 )
-def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(
-    world, tmp_path, workers, stop, send
-):
+def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(world, tmp_path, workers, stop, send):
     """Ctrl-C, as a terminal sends it (to the driver and its worker processes), or SIGTERM, as
     a cluster sends it to the driver before a kill: the same graceful stop."""
     sweep_path, expected = world
