@@ -40,7 +40,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--perf",
         type=Path,
         default=RESULTS / "perf",
-        help="perf files (<device>.json) for the speed chart (default: results/perf)",
+        help="perf files (<device>.json) for the speed chart (default: "
+        f"{(RESULTS / 'perf').relative_to(ROOT)})",
     )
     parser.add_argument(
         "--out",
