@@ -4,10 +4,12 @@
 """Sessions: tests (default), lint, data, benchmark, perf, report; `nox -l` lists them;
 `-- ARGS` passes ARGS.
 
-Every session that needs torch installs it with uv, whose cache hard-links the ~6 GB of torch
-and CUDA wheels into each session's virtualenv: a fresh machine downloads them once, and each
-further session's install takes seconds (figures in the README). The block above makes a plain
-`pip install nox` enough: nox installs uv into .nox/_nox_script_mode on first use.
+Every session installs the exact versions pinned in uv.lock (`uv sync --locked`: it fails when
+the lock is stale against pyproject.toml), so a fresh machine gets the versions the reference
+results were made with. uv's cache hard-links the ~6 GB of torch and CUDA wheels into each
+session's virtualenv: a fresh machine downloads them once, and each further session's install
+takes seconds (figures in the README). The block above makes a plain `pip install nox` enough:
+nox installs uv into .nox/_nox_script_mode on first use.
 """
 
 import nox
@@ -17,7 +19,6 @@ nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"  # keep each session's venv; installs re-check in ~1 s
 nox.options.error_on_missing_interpreters = True
 
-PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHON = "3.11"
 
 
@@ -25,11 +26,16 @@ PYTHON = "3.11"
 COMPILE = {"UV_COMPILE_BYTECODE": "1"}
 
 
+def sync(session: nox.Session, *args: str) -> None:
+    """Install from uv.lock into the session's virtualenv, compiled to bytecode at install."""
+    env = {**COMPILE, "UV_PROJECT_ENVIRONMENT": session.virtualenv.location}
+    session.run_install("uv", "sync", "--locked", "--no-default-groups", *args, env=env)
+
+
 def install_project(session: nox.Session, *groups: str) -> None:
-    """The project in editable mode (data/ stays at the repo root) plus dependency groups,
-    compiled to bytecode at install."""
-    deps = [dep for group in groups for dep in nox.project.dependency_groups(PYPROJECT, group)]
-    session.install("-e", ".", *deps, env=COMPILE)
+    """The project in editable mode (data/ stays at the repo root), its locked dependencies and
+    the locked dependency groups ``groups``."""
+    sync(session, *(f"--group={group}" for group in groups))
 
 
 @nox.session(python=PYTHON)
@@ -43,7 +49,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff."""
-    session.install(*nox.project.dependency_groups(PYPROJECT, "dev"))
+    sync(session, "--only-group=lint")
     session.run("ruff", "check", ".", *session.posargs)
     session.run("ruff", "format", "--check", ".")
 
@@ -75,6 +81,6 @@ def perf(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Render a results folder's HTML + PDF report (-- DIR; default: the committed reference
     drawn into results/report-preview/)."""
-    session.install("--no-deps", "-e", ".")  # no torch: the report reads records only
-    session.install(*nox.project.dependency_groups(PYPROJECT, "report"), env=COMPILE)
+    sync(session, "--only-group=report")  # no torch: the report reads records only
+    session.install("--no-deps", "-e", ".")
     session.run("python", "-m", "report", *session.posargs)
