@@ -1,19 +1,23 @@
 """Where runs run: groups of runs claimed, trained by an engine and stored, on an executor.
 
 ``units`` cuts a phase into what one engine call trains: runs the batched engine takes
-(``engine_for``) in groups that share ``batched.GROUP_FIELDS``, cut into as many pieces as
-there are workers (at seed boundaries, so each piece keeps its seeds' shared batches); every
-other run alone. A group is cut from the whole phase, finished runs included, so a resumed
-group is the uninterrupted sweep's group and gives its records to the last bit (the batched
-engine's sums depend on the group); only groups with pending runs train, and only those runs'
-records are written. ``run_group`` claims each pending run of a group before it starts (runs
-claimed elsewhere, or finished meanwhile, are not written), trains the group, and writes each
-record atomically when the group ends: a group killed midway is run again whole. A crash fails
-the group's runs (``failed/``), never the sweep.
+(``engine_for``) in groups that share ``batched.GROUP_FIELDS``, cut on the CPU into pieces of
+at most ``CPU_GROUP_RUNS`` runs (at seed boundaries, so each piece keeps its seeds' shared
+batches); every other run alone. The cut depends on the phase and the device alone, never on
+the worker count or the executor, and is made from the whole phase, finished runs included, so
+a resumed group is the uninterrupted sweep's group and gives its records to the last bit (the
+batched engine's sums depend on the group); only groups with pending runs train, and only
+those runs' records are written. Every run trains with ``Options.threads`` torch threads (the
+sweep's ``threads``, default 1) wherever it runs: the driver, a pool worker or a Slurm task,
+since the thread count changes how sums split and so the last bits of a record.
+``run_group`` claims each pending run of a group before it starts (runs claimed elsewhere, or
+finished meanwhile, are not written), trains the group, and writes each record atomically when
+the group ends: a group killed midway is run again whole. A crash fails the group's runs
+(``failed/``), never the sweep.
 
 Executors (``EXECUTORS``): ``local`` on this machine (on the CPU one worker process per core
-with one thread each: README; on a GPU one process); ``slurm`` a submitit job array whose
-tasks take whole groups.
+by default: README; on a GPU one process); ``slurm`` a submitit job array whose tasks take
+whole groups.
 """
 
 import contextlib
@@ -39,6 +43,9 @@ ENGINES = ("auto", "single", "batched")
 # auto on the CPU: batched only for the models where the perf harness measured it faster than
 # the single engine on one core (results/perf/; README "Speed"); on CUDA always batched
 CPU_BATCHED_MODELS = frozenset({"logreg"})
+# runs per batched group on the CPU at most: two or three groups a phase in the quick sweep,
+# so two workers share them; on CUDA a group is whole (the engine chunks it by memory)
+CPU_GROUP_RUNS = 96
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Options:
     results: Path
     executor: str = "local"
     workers: int | None = None  # local CPU worker processes; None: one per core
+    threads: int | None = None  # torch threads of every run; None: the sweep's (default 1)
     device: str = "auto"
     engine: str | None = None  # auto, single, batched; None: the sweep file's
     root: str | None = None  # data root
@@ -80,25 +88,23 @@ class Unit(NamedTuple):
     pending: list[RunSpec]
 
 
-def units(
-    phase: list[RunSpec], pending: list[RunSpec], engine: str, cuda: bool, pieces: int
-) -> list[Unit]:
-    """The units that train ``pending`` runs: each group of the ``phase`` in ``pieces`` parts,
-    kept when it has a pending run; every pending run of the single engine alone."""
+def units(phase: list[RunSpec], pending: list[RunSpec], engine: str, cuda: bool) -> list[Unit]:
+    """The units that train ``pending`` runs: each group of the ``phase`` (whole on CUDA, in
+    pieces of at most ``CPU_GROUP_RUNS`` on the CPU), kept when it has a pending run; every
+    pending run of the single engine alone."""
     keys = {s.key for s in pending}
 
     def batched(spec: RunSpec) -> bool:
         return engine_for(engine, get_task(spec.task).model, cuda) == "batched"
 
-    parts = [
-        Unit(g, [s for s in g if s.key in keys]) for g in groups(filter(batched, phase), pieces)
-    ]
+    most = None if cuda else CPU_GROUP_RUNS
+    parts = [Unit(g, [s for s in g if s.key in keys]) for g in groups(filter(batched, phase), most)]
     return [u for u in parts if u.pending] + [Unit([s], [s]) for s in pending if not batched(s)]
 
 
-def groups(specs, pieces: int) -> list[list[RunSpec]]:
-    """``specs`` in groups that share ``batched.GROUP_FIELDS``, each cut into ``pieces``
-    parts (fewer when it has fewer runs), sorted by seed."""
+def groups(specs, most: int | None) -> list[list[RunSpec]]:
+    """``specs`` in groups that share ``batched.GROUP_FIELDS``, sorted by seed, each cut into
+    the fewest equal parts of at most ``most`` runs (None: whole)."""
     from benchmark.batched import group_key
 
     together: dict[tuple, list[RunSpec]] = {}
@@ -107,6 +113,7 @@ def groups(specs, pieces: int) -> list[list[RunSpec]]:
     out = []
     for members in together.values():
         members = sorted(members, key=lambda s: s.seed)
+        pieces = 1 if most is None else -(-len(members) // most)
         seeds = list(dict.fromkeys(s.seed for s in members))
         if len(seeds) >= pieces:  # whole seeds per piece: their runs share batches
             parts = [set(p) for p in np.array_split(seeds, pieces)]
@@ -143,7 +150,7 @@ def run_group(train: list[dict], pending: list[dict], options: Options) -> list[
 def _train_and_store(
     group: list[RunSpec], mine: list[RunSpec], options: Options, store: Store
 ) -> list[Outcome]:
-    from benchmark.semantics import resolve_device
+    from benchmark.semantics import resolve_device, torch_threads
     from benchmark.train import train  # torch: only where runs happen
 
     t0 = time.perf_counter()
@@ -153,12 +160,14 @@ def _train_and_store(
         where = (task.dataset, str(device), options.root)
         if where not in _SPLITS:
             _SPLITS[where] = data.load(task.dataset, options.root, device)
-        if engine_for(options.engine, task.model, device.type == "cuda") == "batched":
-            from benchmark.batched import train_group
+        batched = engine_for(options.engine, task.model, device.type == "cuda") == "batched"
+        with torch_threads(options.threads):  # in any process: the same last bits
+            if batched:
+                from benchmark.batched import train_group
 
-            records = train_group(group, _SPLITS[where], device)
-        else:
-            records = [train(spec, _SPLITS[where], device) for spec in group]
+                records = train_group(group, _SPLITS[where], device)
+            else:
+                records = [train(spec, _SPLITS[where], device) for spec in group]
     except Exception as err:  # recorded; the other groups go on
         for spec in mine:
             store.fail(spec.key, spec.to_dict(), traceback.format_exc())
@@ -193,13 +202,10 @@ def import_plugins(plugins) -> None:
         importlib.import_module(module)
 
 
-def _worker_init(threads: int, plugins: tuple[str, ...]) -> None:
+def _worker_init(plugins: tuple[str, ...]) -> None:
     import signal
 
-    import torch
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the driver stops, workers finish
-    torch.set_num_threads(threads)
     import_plugins(plugins)
 
 
@@ -237,19 +243,19 @@ def _dicts(unit: Unit) -> tuple[list[dict], list[dict]]:
 
 @executor("local")
 def local(phase: list[RunSpec], pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
-    """This machine: on the CPU ``workers`` processes with cores / workers threads each."""
+    """This machine: on the CPU ``workers`` processes (default: one per core), each run with
+    ``options.threads`` threads; one unit left, or one worker, runs in this process."""
     cuda = uses_cuda(options)
     workers = 1 if cuda else options.workers or os.cpu_count() or 1
-    todo = units(phase, pending, options.engine, cuda, workers)
+    todo = units(phase, pending, options.engine, cuda)
     workers = min(workers, len(todo))
     if workers <= 1:
         for unit in todo:
             yield from run_group(*_dicts(unit), options)
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(threads, options.plugins)
+        workers, mp_context=context, initializer=_worker_init, initargs=(options.plugins,)
     ) as pool:
         futures = {pool.submit(run_group, *_dicts(u), options): u for u in todo}
         try:
@@ -273,7 +279,7 @@ def slurm(phase: list[RunSpec], pending: list[RunSpec], options: Options) -> Ite
     cluster = settings.pop("cluster", None)  # tests: submitit's "local" or "debug"
     ex = submitit.AutoExecutor(folder=options.results / "slurm" / "%j", cluster=cluster)
     parallel = settings.get("array_parallelism", 16)
-    todo = units(phase, pending, options.engine, uses_cuda(options), parallel)
+    todo = units(phase, pending, options.engine, uses_cuda(options))
     tasks = min(len(todo), parallel)
     ex.update_parameters(
         timeout_min=settings.get("time_min", 60),

@@ -7,6 +7,7 @@ A sweep is a TOML file (``benchmark/sweeps/<name>.toml``, or any path)::
     schedules = "all"            # or a list of SCHEDULES names / "module:function"
     plugins = []                 # modules imported first: your own tasks, models, schedules
     engine = "auto"              # single, batched, or auto: batched on CUDA (executors.py)
+    threads = 1                  # torch threads of every run, whatever the worker count
     [run]                        # RunSpec settings for every run: epochs, batch_size,
     train_size = 10000           # train_size, eval_size, evals_per_epoch, early_stopping,
     epochs = [1, 3]              # precision; epochs may be a list of budgets ("default":
@@ -62,6 +63,7 @@ _KEYS = {
         "schedules",
         "plugins",
         "engine",
+        "threads",
         "run",
         "tune",
         "final",
@@ -89,6 +91,7 @@ class Sweep:
     schedule_params: dict  # schedule name -> its parameters
     budgets: tuple[int | None, ...] = (None,)  # epochs of each budget; None: the task's
     engine: str = "auto"  # executors.ENGINES
+    threads: int = 1  # torch threads of every run (executors.Options.threads)
     report: dict = field(default_factory=dict)  # read by report/ from sweep.json
 
     def spec(
@@ -230,13 +233,15 @@ def _parse(name: str, raw: dict) -> Sweep:
     need(not unknown, "schedule_params for schedules not in the sweep", sorted(unknown))
     engine = raw.get("engine", "auto")
     need(engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}", engine)
+    threads = raw.get("threads", 1)
+    need(type(threads) is int and threads >= 1, "threads must be an integer >= 1", threads)
     report = raw.get("report", {})
     margin = report.get("equivalence_margin", 0.5)  # absent: the report's default
     ok = type(margin) in (int, float) and 0 < margin < 1
     need(ok, "report.equivalence_margin must be a number in (0, 1)", margin)
     sweep = Sweep(
         name, raw.get("description", ""), tasks, schedules, plugins, run, tune_seeds,
-        factors, centre, final_seeds, params, budgets, engine, report,
+        factors, centre, final_seeds, params, budgets, engine, threads, report,
     )  # fmt: skip
     for task in tasks:  # checks every setting and schedule parameter before anything runs
         for schedule in schedules:

@@ -56,6 +56,18 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Train with ``threads`` torch threads, then restore the process's count: a run's sums
+    split by the thread count, so its last bits depend on it (recorded as cpu_threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     """tf32 and bf16 are CUDA only."""
     if precision != "fp32" and device.type != "cuda":

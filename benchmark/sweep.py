@@ -39,7 +39,10 @@ POLL_S = 5.0  # how often a runner looks again at runs claimed by another proces
 
 def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, list[Outcome]]:
     """Tune, select, final; then the tables. The outcomes of each phase's pending runs."""
-    options = replace(options, plugins=sweep.plugins, engine=options.engine or sweep.engine)
+    options = replace(
+        options, plugins=sweep.plugins, engine=options.engine or sweep.engine,
+        threads=options.threads or sweep.threads,
+    )  # fmt: skip
     check(sweep, options)
     store = Store(options.results).create()
     options = replace(options, since=_rerun_since(options))

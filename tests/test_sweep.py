@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from benchmark import data, executors, optim, protocol, record, store, sweep, tasks, tidy
 from benchmark.cli import main
@@ -525,15 +526,26 @@ def test_two_runners_on_one_folder_run_each_run_once(sweep_file, tmp_path):
     assert len(records(results)) == RUNS
 
 
-def test_local_worker_processes(sweep_file, tmp_path):
-    results = tmp_path / "r"
-    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
-    outcomes = sweep.run_sweep(s, options(results, workers=2), log=lambda _: None)
-    assert len(outcomes["tune"]) == len(outcomes["final"]) == 6
-    threads = {
-        record.read(p)["provenance"]["cpu_threads"] for p in (results / "runs").glob("*.json")
-    }
-    assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # each worker: cores / workers threads
+def test_records_do_not_depend_on_the_worker_count(sweep_file, tmp_path):
+    """Two worker processes, or every run in this process: one torch thread per run either
+    way, the same groups, the same records to the last bit; this process's threads restored."""
+    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg", "digits_mlp"])])
+    before = torch.get_num_threads()
+    made = {}
+    for workers in (1, 2):
+        outcomes = sweep.run_sweep(s, options(tmp_path / str(workers), workers=workers),
+                                   log=lambda _: None)  # fmt: skip
+        assert len(outcomes["tune"]) == len(outcomes["final"]) == 12
+        made[workers] = records(tmp_path / str(workers))
+    assert made[1] == made[2]
+    assert {r["provenance"]["cpu_threads"] for r in made[1].values()} == {1}
+    assert torch.get_num_threads() == before
+
+
+def test_the_sweeps_thread_count_is_every_runs(sweep_file, tmp_path):
+    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"]), ("threads", 2)])
+    sweep.run_sweep(s, options(tmp_path / "r"), log=lambda _: None)
+    assert {r["provenance"]["cpu_threads"] for r in records(tmp_path / "r").values()} == {2}
 
 
 # submitit 1.5's DebugJob leaves its log files open; the ResourceWarning is submitit's, not ours

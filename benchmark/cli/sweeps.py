@@ -34,6 +34,11 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
         "else auto)",
     )  # fmt: skip
     parser.add_argument("--workers", type=int, help="local CPU worker processes (default: cores)")
+    parser.add_argument(
+        "--threads", type=int,
+        help="torch threads of every run, whatever the workers (default: the sweep file's, else "
+        "1); part of a record's last bits, so keep it when resuming",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
     parser.add_argument("--root", help="data root (default: $SCHEDULE_BENCH_DATA or data/)")
     parser.add_argument("--slurm-partition", help="Slurm partition")
@@ -45,14 +50,15 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
         from benchmark import protocol
 
         plan = protocol.load(args.sweep, [parse_set(item) for item in args.set])
-        if args.workers is not None and args.workers < 1:
-            raise InputError(f"--workers must be >= 1, got {args.workers}")
+        for flag in ("workers", "threads"):
+            if getattr(args, flag) is not None and getattr(args, flag) < 1:
+                raise InputError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
         results = results_folder(args.results or cli.RESULTS / plan.name)
         from benchmark import sweep  # pandas: after the checks that need none
 
         options = sweep.Options(
             results=results,
-            executor=args.executor, workers=args.workers, device=args.device,
+            executor=args.executor, workers=args.workers, threads=args.threads, device=args.device,
             engine=args.engine, root=args.root, rerun=args.rerun,
             slurm={"partition": args.slurm_partition, "gpus_per_task": args.slurm_gpus_per_task,
                    "time_min": args.slurm_time, "array_parallelism": args.array_parallelism},
