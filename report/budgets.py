@@ -22,8 +22,9 @@ from dataclasses import replace
 import pandas as pd
 
 from report import stats
-from report.findings import name_list, percent, plural
+from report.findings import name_list, plural
 from report.load import Results
+from report.numbers import fixed, percent
 from report.verdicts import BEST_SURE, GOOD
 
 
@@ -129,11 +130,13 @@ def _bests(results: Results, task: str, acc, paired) -> list[tuple[str, str]]:
         best = paired[(paired.task == problem) & paired.verdict.str.startswith("best")].iloc[0]
         a = acc[(acc.task == problem) & (acc.schedule == best.schedule)].iloc[0]
         ci = (
-            "no CI" if math.isnan(a.acc_ci_lo) else f"95% CI {a.acc_ci_lo:.4f} to {a.acc_ci_hi:.4f}"
+            "no CI"
+            if math.isnan(a.acc_ci_lo)
+            else f"95% CI {fixed(a.acc_ci_lo, 4)} to {fixed(a.acc_ci_hi, 4)}"
         )
         at = f"at {plural(results.problems[problem][1], 'epoch')}: {best.schedule}"
         sure = f"best in {percent(best.p_best)} of seed resamples"
-        out.append((best.schedule, f"{at}, {a.acc_mean:.4f} ({ci}, n = {int(a.n)}; {sure})"))
+        out.append((best.schedule, f"{at}, {fixed(a.acc_mean, 4)} ({ci}, n = {int(a.n)}; {sure})"))
     return out
 
 
@@ -176,8 +179,9 @@ def _order_sentence(r) -> str:
     return (
         f"Order of the {r.n_schedules} schedules by mean test accuracy at "
         f"{plural(r.epochs_a, 'epoch')} against {plural(r.epochs_b, 'epoch')}: Kendall's tau "
-        f"{r.tau:+.2f} (95% CI {r.tau_ci_lo:+.2f} to {r.tau_ci_hi:+.2f}; n = {r.n_seeds} seeds, "
-        f"resampled alike at both budgets; +1: the same order, -1: reversed): {verdict}."
+        f"{fixed(r.tau, 2, sign=True)} (95% CI {fixed(r.tau_ci_lo, 2, sign=True)} to "
+        f"{fixed(r.tau_ci_hi, 2, sign=True)}; n = {r.n_seeds} seeds, resampled alike at both "
+        f"budgets; +1: the same order, -1: reversed): {verdict}."
     )
 
 

@@ -14,6 +14,7 @@ from matplotlib.ticker import NullFormatter, NullLocator
 
 from benchmark.gallery import gallery_figure
 from report import stats
+from report.numbers import fixed
 from report.tables import censored_times
 
 KM_TOP = 6  # schedules drawn per task in the Kaplan-Meier figure: the fastest
@@ -212,7 +213,7 @@ def rank_heatmap(ranks: pd.DataFrame) -> Figure:
     ax.set_xticks(range(len(cols)), [c.removeprefix("rank_") for c in cols], fontsize=8)
     ax.set_yticks(
         range(len(ranks)),
-        [f"{s} ({m:.1f})" for s, m in zip(ranks.schedule, ranks.mean_rank, strict=True)],
+        [f"{s} ({fixed(m, 1)})" for s, m in zip(ranks.schedule, ranks.mean_rank, strict=True)],
         fontsize=8,
     )
     middle = np.nanmean(values) if np.isfinite(values).any() else 0

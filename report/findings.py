@@ -12,6 +12,7 @@ import pandas as pd
 
 from report import compare, stats
 from report.compare import ALPHA
+from report.numbers import fixed, percent, significant
 from report.tables import REACH_QUANTILE
 from report.verdicts import GOOD
 
@@ -37,11 +38,7 @@ def name_list(items) -> str:
 
 
 def _points(diff: float) -> str:
-    return f"{100 * diff:+.2f} points"
-
-
-def percent(p: float) -> str:
-    return f"{100 * p:.0f}%"
+    return f"{fixed(100 * diff, 2, sign=True)} points"
 
 
 def _fastest(speed: pd.DataFrame) -> str:
@@ -52,7 +49,7 @@ def _fastest(speed: pd.DataFrame) -> str:
     names = " and ".join(top.schedule) if len(top) < 3 else f"{len(top)} schedules"
     return (
         f"fastest to dev accuracy {top.target.iloc[0]:g}: {names} "
-        f"(median {top.epoch_median.iloc[0]:.2f} epochs)"
+        f"(median {fixed(top.epoch_median.iloc[0], 2)} epochs)"
     )
 
 
@@ -62,11 +59,16 @@ def takeaway(task: str, acc: pd.DataFrame, paired: pd.DataFrame, speed: pd.DataF
     p, s = paired[paired.task == task], speed[speed.task == task]
     best = p[p.verdict.str.startswith("best")].iloc[0]
     a = acc[(acc.task == task) & (acc.schedule == best.schedule)].iloc[0]
-    ci = "" if math.isnan(a.acc_ci_lo) else f", 95% CI {a.acc_ci_lo:.4f} to {a.acc_ci_hi:.4f}"
+    ci = (
+        ""
+        if math.isnan(a.acc_ci_lo)
+        else f", 95% CI {fixed(a.acc_ci_lo, 4)} to {fixed(a.acc_ci_hi, 4)}"
+    )
     sure = f"best in {percent(best.p_best)} of seed resamples"
     equiv = p[p.verdict == "equivalent"].schedule
     return (
-        f"{best.schedule} has the highest mean test accuracy, {a.acc_mean:.4f} (n = {int(a.n)}"
+        f"{best.schedule} has the highest mean test accuracy, {fixed(a.acc_mean, 4)} "
+        f"(n = {int(a.n)}"
         f"{ci}; {sure}); equivalent within ±{100 * best.margin:g} points: {name_list(equiv)}; "
         f"{_fastest(s)}."
     )
@@ -94,19 +96,23 @@ def _accuracy_sentences(p: pd.DataFrame, a: pd.DataFrame) -> list[str]:
     best = p[p.verdict.str.startswith("best")].iloc[0]
     top = a[a.schedule == best.schedule].iloc[0]
     n, margin, m = int(top.n), 100 * best.margin, len(p) - 1
-    ci = "no CI: one run" if n < 2 else f"95% CI {top.acc_ci_lo:.4f} to {top.acc_ci_hi:.4f}"
+    ci = (
+        "no CI: one run"
+        if n < 2
+        else f"95% CI {fixed(top.acc_ci_lo, 4)} to {fixed(top.acc_ci_hi, 4)}"
+    )
     uncertain = ", so which schedule is best is uncertain" if best.verdict != "best" else ""
     out = [
-        f"{best.schedule} had the highest mean test accuracy, {top.acc_mean:.4f} ({ci}, "
-        f"n = {n} runs, one per seed, lr {top.lr:.3g}); it has the highest mean in "
+        f"{best.schedule} had the highest mean test accuracy, {fixed(top.acc_mean, 4)} ({ci}, "
+        f"n = {n} runs, one per seed, lr {significant(top.lr, 3)}); it has the highest mean in "
         f"{percent(best.p_best)} of {stats.RESAMPLES:,} resamples of the seeds{uncertain}."
     ]
     n_pairs = int(p.n_pairs.max())
     if not compare.separable(n_pairs, m):
         out.append(
             f"With n = {n_pairs} paired seeds the Wilcoxon test cannot reach Holm's level for "
-            f"{m} comparisons (its smallest p is {compare.smallest_p(n_pairs):.3g}), so no "
-            "schedule can be found worse at this n."
+            f"{m} comparisons (its smallest p is {significant(compare.smallest_p(n_pairs), 3)}), "
+            "so no schedule can be found worse at this n."
         )
 
     def listed(verdict: str, extra=lambda r: "") -> str:
@@ -117,7 +123,7 @@ def _accuracy_sentences(p: pd.DataFrame, a: pd.DataFrame) -> list[str]:
 
     def needed(r) -> str:
         return "; more than 1,000 seeds" if math.isinf(r.seeds_needed) else (
-            f"; ~{r.seeds_needed:.0f} seeds would likely settle it")  # fmt: skip
+            f"; ~{fixed(r.seeds_needed, 0)} seeds would likely settle it")  # fmt: skip
 
     return [
         *out,
@@ -143,11 +149,11 @@ def _speed_sentences(s: pd.DataFrame, added) -> list[str]:
         reached = f"{int(s.n_reached.sum())} of {int(s.n.sum())} runs reached it"
         return [*out, f"No schedule reached dev accuracy {target:g} in half its runs: {reached}."]
     f = top.iloc[0]
-    hi = "not reached" if math.isinf(f.epoch_hi) else f"{f.epoch_hi:.2f}"
-    ci = "no CI: one run" if math.isnan(f.epoch_lo) else f"95% CI {f.epoch_lo:.2f} to {hi}"
+    hi = "not reached" if math.isinf(f.epoch_hi) else f"{fixed(f.epoch_hi, 2)}"
+    ci = "no CI: one run" if math.isnan(f.epoch_lo) else f"95% CI {fixed(f.epoch_lo, 2)} to {hi}"
     out.append(
         f"{name_list(top.schedule)} reached dev accuracy {target:g} fastest: Kaplan-Meier median "
-        f"{f.epoch_median:.2f} epochs ({ci}" + (", each" if len(top) > 1 else "") + ")."
+        f"{fixed(f.epoch_median, 2)} epochs ({ci}" + (", each" if len(top) > 1 else "") + ")."
     )
     return [
         *out,

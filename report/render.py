@@ -12,13 +12,15 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from report.numbers import percent, significant
 from report.tables import Interval
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def fmt_num(value, digits: int = 4) -> str:
-    """A number for reading: 4 significant digits, "-" for null, "n.r." (not reached) for +inf."""
+    """A number for reading: 4 significant digits (exact decimal rounding: report/numbers.py),
+    "-" for null, "n.r." (not reached) for +inf."""
     if isinstance(value, Interval):
         return fmt_ci(*value)
     if isinstance(value, bool | np.bool_):
@@ -28,7 +30,7 @@ def fmt_num(value, digits: int = 4) -> str:
     if isinstance(value, Integral):
         return str(value)
     if isinstance(value, Real):
-        return "n.r." if value == math.inf else f"{float(value):.{digits}g}"
+        return "n.r." if value == math.inf else significant(value, digits)
     return str(value)
 
 
@@ -42,7 +44,7 @@ def fmt_ci(lo, hi) -> str:
 
 def fmt_pct(value, digits: int = 0) -> str:
     """A probability as a percentage: 0.363 -> "36%"."""
-    return f"{100 * float(value):.{digits}f}%"
+    return percent(float(value), digits)
 
 
 VERDICT_CLASS = {"best": "best", "best, uncertain": "unsure", "equivalent": "equiv",

@@ -2,9 +2,11 @@
 environment, and CSV / LaTeX / Markdown files.
 
 A table's ID is a hash of its definition (name, columns, the statistics' constants), of the
-sorted keys of the runs it summarises and of its numbers: the same table regenerated from the
-same records keeps its ID on any machine and any day; one more run, a changed statistic, or a
-rerun whose numbers differ in any digit gives a new ID.
+sorted keys of the runs it summarises and of its numbers as printed (``printed``: 4 decimals,
+exact decimal rounding, report/numbers.py): the same table regenerated from the same records
+keeps its ID on any machine and any day, though another CPU may move a statistic by its last
+bit; one more run, a changed statistic, or a rerun whose numbers differ in a printed digit
+gives a new ID.
 """
 
 import hashlib
@@ -20,9 +22,11 @@ from benchmark import metrics
 from benchmark.tidy import TTT
 from report import compare, stats, verdicts
 from report.load import Results
+from report.numbers import canonical, fixed
 
 UNITS = ("step", "epoch", "wall_s")  # time-to-target units: updates, epochs, training seconds
 REACH_QUANTILE = 0.25  # an added target: 3 in 4 final runs reached it at their best
+PLACES = 4  # decimals of a printed table (Markdown, LaTeX) and of the numbers its ID hashes
 
 
 class Interval(NamedTuple):
@@ -49,7 +53,7 @@ class Table:
         constants = (compare.ALPHA, compare.POWER, stats.LEVEL, stats.SEED, stats.RESAMPLES,
                      stats.ROBUST_POINTS, verdicts.BEST_SURE)  # fmt: skip
         definition = f"{self.name}|{list(self.frame.columns)}|{constants}|"
-        numbers = self.frame.to_csv(index=False)  # the same runs elsewhere may differ in bits
+        numbers = printed(self.frame).to_csv(index=False)  # last bits never reach the print
         digest = hashlib.sha256((definition + ",".join(sorted(self.keys)) + numbers).encode())
         self.id = f"T-{digest.hexdigest()[:8]}"
 
@@ -83,17 +87,34 @@ class Table:
         return out
 
     def write(self, folder: Path) -> list[Path]:
-        """tables/<ID>.csv (full precision), .md and .tex (rounded for reading)."""
+        """tables/<ID>.csv (10 decimals: the same bytes on any machine), .md and .tex (as
+        printed)."""
         folder.mkdir(parents=True, exist_ok=True)
-        shown = self.frame.round(4)
+        shown = printed(self.frame)
         paths = [folder / f"{self.id}.{ext}" for ext in ("csv", "md", "tex")]
-        self.frame.to_csv(paths[0], index=False)
+        self.frame.astype(object).map(_canonical).to_csv(paths[0], index=False)
         paths[1].write_text(f"{self.caption}\n\n{markdown(shown)}")
         latex = shown.to_latex(
             index=False, caption=latex_escape(self.caption), label=self.id, na_rep="--", escape=True
         )
         paths[2].write_text(latex)
         return paths
+
+
+def printed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table as it is read: every float with ``PLACES`` decimals (exact decimal rounding),
+    missing values as None."""
+
+    def cell(value):
+        if isinstance(value, float | np.floating) and not isinstance(value, bool):
+            return None if math.isnan(value) else fixed(value, PLACES)
+        return value
+
+    return frame.astype(object).map(cell)
+
+
+def _canonical(value):
+    return canonical(value) if isinstance(value, float | np.floating) else value
 
 
 def latex_escape(text: str) -> str:
