@@ -3,7 +3,7 @@
 At 3 epochs ``step`` gives exactly ``multistep``'s lr sequence: two names, one experiment.
 Within a task at one budget (a problem, ``budgets.py``: what is identical at 1 epoch may not
 be at 3), final runs of two schedules are merged when both hold: (1) the lr (and
-momentum) sequences, computed by ``benchmark.schedules`` (no torch) from each schedule's
+momentum) sequences, computed by ``benchmark.catalogue.schedules`` (no torch) from each schedule's
 selected lr, parameters and budget, are identical; (2) the test accuracies are identical on
 every seed. The merged schedule is named "step = multistep" and keeps the runs of its first
 member. ``plateau`` (its lr follows the dev loss) and schedules that replace the optimizer
@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from benchmark.schedules import SCHEDULES, Budget, sequences
+from benchmark.catalogue.schedules import SCHEDULES, Budget, sequences
 from report.load import Results
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark.schedules import SCHEDULES
+from benchmark.catalogue.schedules import SCHEDULES
 from report import figures, stats, tables
 from report.findings import plural
 from report.load import Results
