@@ -88,8 +88,7 @@ def digits():
 
 @pytest.fixture
 def digit_tasks(monkeypatch, digits):
-    """Every task, on the in-memory digits instead of its dataset; ``data.load`` serves them
-    (and ``data.check_prepared`` finds them prepared)."""
+    """Every task, on the in-memory digits (a loader's data set) instead of its dataset."""
     import dataclasses
 
     from benchmark.catalogue import tasks
@@ -97,12 +96,4 @@ def digit_tasks(monkeypatch, digits):
     monkeypatch.setitem(datasets.DATASETS, "digits", digits.dataset)
     for name, task in list(tasks.TASKS.items()):
         monkeypatch.setitem(tasks.TASKS, name, dataclasses.replace(task, dataset="digits"))
-    monkeypatch.setattr(data, "load", lambda name, root=None, device="cpu": digits.splits)
-    check = data.check_prepared
-
-    def prepared(dataset, root):
-        if dataset.name != "digits":
-            check(dataset, root)
-
-    monkeypatch.setattr(data, "check_prepared", prepared)
     return digits.splits

@@ -7,29 +7,11 @@ PYTHONPATH), so runner processes, worker processes and submitit jobs all see the
 
 from benchmark.catalogue import datasets
 from benchmark.catalogue.tasks import TASKS, Task, register
-from benchmark.data import datasets as data
 from testkit import Digits
 
 DIGITS = Digits()
 if "digits" not in datasets.DATASETS:
-    datasets.register(DIGITS.dataset)
-    _load = data.load
-
-    def _fake_load(name, root=None, device="cpu"):
-        if name != "digits":
-            return _load(name, root, device)
-        s = DIGITS.splits
-        parts = (s.train, s.dev, s.test)
-        return data.Splits(*(data.Split(x.images.to(device), x.labels.to(device)) for x in parts))
-
-    data.load = _fake_load
-    _check = data.check_prepared
-
-    def _fake_check(dataset, root):
-        if dataset.name != "digits":
-            _check(dataset, root)
-
-    data.check_prepared = _fake_check
+    datasets.register(DIGITS.dataset)  # a loader's data set: data.load serves it as any plugin's
 if "digits_logreg" not in TASKS:
     register(
         Task(

@@ -72,15 +72,15 @@ def test_plateau_cuts_follow_the_single_engine(digit_tasks):
     assert max(cuts) >= 2, cuts  # some twice
 
 
-@pytest.mark.parametrize("model", list(models.MODELS))
-def test_every_model_vectorises(model):
-    module = build_model(model, 0, CPU)
-    forward = stacked.forward_for(module, models.MODELS[model].stacked)
-    assert stacked.vectorisable(forward, module, CPU) is None
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_model_vectorises(task):
+    module = build_model(TASKS[task], 0, CPU)
+    forward = stacked.forward_for(module, models.MODELS[TASKS[task].model].stacked)
+    assert stacked.vectorisable(forward, module, CPU, (28, 28)) is None
 
 
 def test_the_gru_cell_is_nn_grus():
-    runs = [build_model("gru", seed, CPU) for seed in range(3)]
+    runs = [build_model(TASKS["smnist_gru"], seed, CPU) for seed in range(3)]
     params = {
         name: torch.stack([dict(m.named_parameters())[name].detach() for m in runs])
         for name, _ in runs[0].named_parameters()
@@ -159,7 +159,7 @@ def test_groups_and_chunks(digit_tasks):
     )
     with pytest.raises(ValueError, match="one group"):
         train_group([a, RunSpec.make("mnist_mlp", "cosine", **SMALL)], digit_tasks, CPU)
-    module = build_model("mlp", 0, CPU)
+    module = build_model(TASKS["mnist_mlp"], 0, CPU)
     runs = chunk_size(module, [a] * 5000, CPU)
     assert 1 <= runs <= 1024
 

@@ -4,7 +4,9 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -335,3 +337,39 @@ def test_real_dataset_verifies_and_loads(name):
     counts = datasets.get(name).files[1].class_counts
     together = torch.cat([splits.train.labels, splits.dev.labels]).bincount().tolist()
     assert tuple(together) == counts
+
+
+# --- a loader's data set -----------------------------------------------------------------
+
+
+def test_a_loaders_data_set_loads_as_declared_and_needs_no_prepare(monkeypatch, tmp_path):
+    rng = np.random.default_rng(0)
+
+    def parts(shape, n_classes):
+        return tuple(
+            (rng.integers(0, 17, (n, *shape)), rng.integers(0, n_classes, n)) for n in (6, 4, 5)
+        )
+
+    declared = datasets.Dataset("blobs", shape=(3, 2), classes=3, sizes=(6, 4, 5),
+                                loader=lambda d, root: parts((3, 2), 3))  # fmt: skip
+    monkeypatch.setitem(datasets.DATASETS, "blobs", declared)
+    log = []
+    data.prepare("blobs", tmp_path, log=log.append)
+    assert log == ["blobs: loaded by its loader when a run needs it; nothing to prepare"]
+    assert list(tmp_path.iterdir()) == []
+    splits = data.load("blobs", tmp_path)
+    assert splits.dev.images.shape == (4, 3, 2)
+    assert splits.test.labels.dtype == torch.int64
+    for wrong in (parts((2, 3), 3), parts((3, 2), 5)):  # another shape; labels beyond classes
+        monkeypatch.setitem(
+            datasets.DATASETS, "blobs", replace(declared, loader=lambda d, r, w=wrong: w)
+        )
+        with pytest.raises(InputError, match="blobs: the loader's train split"):
+            data.load("blobs", tmp_path)
+
+
+def test_a_data_set_declares_a_loader_with_sizes_or_four_files():
+    with pytest.raises(ValueError, match="declares sizes"):
+        datasets.register(datasets.Dataset("x", loader=lambda d, r: ()))
+    with pytest.raises(ValueError, match="four IDX files or a loader"):
+        datasets.register(datasets.Dataset("x"))

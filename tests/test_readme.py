@@ -18,14 +18,19 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.catalogue import datasets, schedules_beyond, tasks
 from benchmark.catalogue import optimizers as optim
-from benchmark.catalogue import schedules_beyond, tasks
 from benchmark.catalogue.schedules import SCHEDULES, Budget, sequences
 from benchmark.catalogue.spec import RunSpec
+from benchmark.data import datasets as data
 from benchmark.engines import models, stacked
 from benchmark.engines.semantics import build_model
 from benchmark.engines.single import train
-from testkit import env
+from benchmark.sweeps import protocol, runner
+from report.build import build
+from report.load import load
+from report.render import html
+from testkit import assert_engine_matches_single, env
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -64,7 +69,7 @@ def python_block(marker: str) -> str:
 
 
 def test_every_python_block_is_run_here():
-    markers = ("@schedule(", "@model(", "@optimizer(")
+    markers = ("@schedule(", "@model(", "@optimizer(", "loader=")
     assert all(any(m in b for m in markers) for b in blocks("python"))
     assert len(blocks("python")) == len(markers)
 
@@ -86,9 +91,48 @@ def test_adding_a_task_and_a_model_the_batched_engine_can_vectorise(monkeypatch)
     namespace = vars(models) | vars(tasks)
     exec(python_block("@model("), namespace)
     assert tasks.get_task("fmnist_mlp_small").kind == "MLP"
-    module = build_model("mlp_small", 0, torch.device("cpu"))
+    module = build_model(tasks.get_task("fmnist_mlp_small"), 0, torch.device("cpu"))
     forward = stacked.forward_for(module, models.get_model("mlp_small").stacked)
-    assert stacked.vectorisable(forward, module, torch.device("cpu")) is None
+    assert stacked.vectorisable(forward, module, torch.device("cpu"), (28, 28)) is None
+
+
+DIGITS_SWEEP = """
+tasks = ["sk_digits_mlp"]
+schedules = ["constant", "cosine", "onecycle"]
+plugins = ["my_digits"]
+[run]
+epochs = 2
+[tune]
+seeds = [100]
+lr_factors = [1]
+[final]
+seeds = [0, 1, 2]
+"""
+
+
+def test_adding_a_data_set_of_another_shape(tmp_path, monkeypatch):
+    """The README's 8x8 plugin: both engines agree on it, and a sweep on it reaches the
+    report (the fakes' digits are 28x28; these are 8x8, values 0-16)."""
+    (tmp_path / "my_digits.py").write_text(python_block("loader="))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(datasets, "DATASETS", dict(datasets.DATASETS))
+    monkeypatch.setattr(tasks, "TASKS", dict(tasks.TASKS))
+    monkeypatch.delitem(sys.modules, "my_digits", raising=False)
+    sweep_file = tmp_path / "digits.toml"
+    sweep_file.write_text(DIGITS_SWEEP)
+    plan = protocol.load(str(sweep_file))  # imports the plugin: registers the data set and task
+    splits = data.load("sk_digits")
+    assert splits.train.images.shape == (1000, 8, 8)
+    specs = [RunSpec.make("sk_digits_mlp", s, seed=seed, epochs=2) for s in ("cosine", "onecycle")
+             for seed in (0, 1)]  # fmt: skip
+    batched = assert_engine_matches_single("batched", specs, splits)
+    assert min(r["metrics"]["test_acc"] for r in batched) > 0.5  # it learns: chance is 0.1
+    results = tmp_path / "results"
+    options = runner.Options(results=results, device="cpu", workers=1)
+    runner.run_sweep(plan, options, log=lambda _: None)
+    context = build(load(results))
+    assert [t["task"] for t in context["takeaways"]] == ["sk_digits_mlp"]
+    assert "sk_digits_mlp" in html(context)
 
 
 def test_adding_an_optimizer(monkeypatch, digit_tasks):

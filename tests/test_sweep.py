@@ -21,7 +21,6 @@ from benchmark.catalogue import optimizers as optim
 from benchmark.catalogue.errors import InputError
 from benchmark.catalogue.spec import RunSpec
 from benchmark.cli import main
-from benchmark.data import datasets as data
 from benchmark.records import record, tidy
 from benchmark.sweeps import executors, protocol, store
 from benchmark.sweeps import runner as sweep
@@ -37,8 +36,6 @@ def fake_world(monkeypatch):
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     )
-    monkeypatch.setattr(data, "load", data.load)
-    monkeypatch.setattr(data, "check_prepared", data.check_prepared)
     saved_tasks, saved_data = dict(tasks.TASKS), dict(datasets.DATASETS)
     yield
     sys.modules.pop("fakes", None)

@@ -120,8 +120,8 @@ def test_seed_pairs_runs_across_schedules(digit_tasks):
     b = run(schedule="linear", splits=digit_tasks).run()
     assert a["curve"][0]["val_loss"] == b["curve"][0]["val_loss"]
     state = torch.get_rng_state()
-    w0 = build_model("mlp", 3, CPU).state_dict()
-    w1 = build_model("mlp", 3, CPU).state_dict()
+    w0 = build_model(TASKS["mnist_mlp"], 3, CPU).state_dict()
+    w1 = build_model(TASKS["mnist_mlp"], 3, CPU).state_dict()
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     assert torch.equal(state, torch.get_rng_state())  # the global RNG is untouched
     assert len(set(seeds(0)) | set(seeds(1))) == 4

@@ -36,7 +36,8 @@ class Digits:
     """A learnable 10-class problem in memory: class c lights up row band c, plus noise.
 
     ``splits`` are uint8 tensors like ``data.load``'s; ``dataset`` is the matching registry
-    entry (shapes only: nothing is on disk), so tasks and specs can name it.
+    entry, whose loader gives the same examples, so tasks and specs can name it and
+    ``data.load`` loads it like any plugin data set.
     """
 
     def __init__(self, n_train: int = 300, n_dev: int = 100, n_test: int = 100, seed: int = 0):
@@ -51,13 +52,14 @@ class Digits:
             return data.Split(images[perm].to(torch.uint8), labels[perm])
 
         self.splits = data.Splits(split(n_train), split(n_dev), split(n_test))
-        files = (
-            datasets.IdxFile("train-images-idx3-ubyte", (n_train + n_dev, 28, 28), ""),
-            datasets.IdxFile("train-labels-idx1-ubyte", (n_train + n_dev,), ""),
-            datasets.IdxFile("t10k-images-idx3-ubyte", (n_test, 28, 28), ""),
-            datasets.IdxFile("t10k-labels-idx1-ubyte", (n_test,), ""),
-        )
-        self.dataset = datasets.Dataset("digits", "Digits", files, offline=(), dev_size=n_dev)
+        self.dataset = datasets.Dataset(
+            "digits", sizes=(n_train, n_dev, n_test), loader=self.arrays
+        )  # a loader's data set, as a plugin declares one: nothing on disk
+
+    def arrays(self, dataset, root) -> tuple:
+        """The loader: (inputs, labels) NumPy pairs of the train, dev and test splits."""
+        parts = (self.splits.train, self.splits.dev, self.splits.test)
+        return tuple((part.images.numpy(), part.labels.numpy()) for part in parts)
 
 
 def untimed(record: dict) -> dict:

@@ -38,17 +38,40 @@ class IdxFile:
 
 @dataclass(frozen=True)
 class Dataset:
+    """A classification data set: what every engine and model needs to know of it (one
+    example's input ``shape``, the number of ``classes``; the loss is cross-entropy), and where
+    its examples come from: the MNIST-family IDX ``files`` that ``benchmark.data`` prepares and
+    verifies, or a ``loader``, ``loader(dataset, root) -> (train, dev, test)``, each an
+    ``(inputs [N, *shape], labels [N])`` pair of NumPy arrays (labels in 0 .. classes - 1), with
+    their sizes declared in ``sizes`` so that a run's budget is known before any data loads."""
+
     name: str  # the name users type: "mnist"
-    folder: str  # torchvision's class name, also the folder under the root: "MNIST"
-    files: tuple[IdxFile, ...]  # train images, train labels, test images, test labels
-    offline: tuple[Source, ...]  # tried after the present files and torchvision's download
-    dev_size: int = DEV_SIZE
+    folder: str = ""  # IDX files: torchvision's class name, also the folder under the root
+    files: tuple[IdxFile, ...] = ()  # IDX: train images, train labels, test images, test labels
+    offline: tuple[Source, ...] = ()  # IDX: tried after the present files and torchvision's
+    dev_size: int = DEV_SIZE  # IDX: the last dev_size training images are the dev split
+    shape: tuple[int, ...] = (28, 28)  # one example's input, as the models receive it
+    classes: int = 10
+    loader: "Callable[[Dataset, Path], tuple] | str | None" = None  # or "module:function"
+    sizes: tuple[int, int, int] | None = None  # a loader's train, dev and test examples
+
+    @property
+    def train_examples(self) -> int:
+        """Examples in the train split (before a run's ``train_size`` cut)."""
+        return self.sizes[0] if self.sizes else self.files[0].shape[0] - self.dev_size
 
 
 DATASETS: dict[str, Dataset] = {}
 
 
 def register(dataset: Dataset) -> Dataset:
+    """Add ``dataset`` to ``DATASETS``: a loader's with its sizes, an IDX one with its files."""
+    if dataset.loader is not None and (dataset.sizes is None or len(dataset.sizes) != 3):
+        raise ValueError(
+            f"dataset {dataset.name}: a loader's dataset declares sizes=(train, dev, test)"
+        )
+    if dataset.loader is None and len(dataset.files) != 4:
+        raise ValueError(f"dataset {dataset.name}: give four IDX files or a loader")
     DATASETS[dataset.name] = dataset
     return dataset
 

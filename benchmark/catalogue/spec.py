@@ -83,8 +83,7 @@ class RunSpec:
     @property
     def train_examples(self) -> int:
         """How many training examples the run uses: the train split, or its first train_size."""
-        dataset = datasets.get(get_task(self.task).dataset)
-        n_train = dataset.files[0].shape[0] - dataset.dev_size
+        n_train = datasets.get(get_task(self.task).dataset).train_examples
         return min(n_train, self.train_size or n_train)
 
     def budget(self) -> Budget:

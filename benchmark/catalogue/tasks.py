@@ -23,8 +23,8 @@ class Task:
     name: str
     summary: str
     dataset: str  # a benchmark.catalogue.datasets.DATASETS name
-    model: str  # a benchmark.models.MODELS name
-    optimizer: str  # a benchmark.optim.OPTIMIZERS name
+    model: str  # a benchmark.engines.models.MODELS name
+    optimizer: str  # a benchmark.catalogue.optimizers.OPTIMIZERS name
     optimizer_params: dict[str, Any] = field(default_factory=dict)
     lr: float = 0.1  # default peak learning rate
     batch_size: int = 128

@@ -92,7 +92,10 @@ def _marker(dataset: Dataset, folder: Path, source: str) -> dict:
 
 
 def check_prepared(dataset: Dataset, root: Path) -> None:
-    """Cheap check before loading: a marker from a verified prepare, and files unchanged since."""
+    """Cheap check before loading: a marker from a verified prepare, and files unchanged since
+    (a loader's dataset has nothing prepared: its loader is checked when it loads)."""
+    if dataset.loader is not None:
+        return
     raw = raw_folder(dataset, root)
     hint = f"run `python -m benchmark data {dataset.name} --root {root}`"
     try:
@@ -191,7 +194,7 @@ def _acquire(dataset: Dataset, root: Path, chain, log: Callable[[str], None]) ->
         t0 = time.perf_counter()
         staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=staging_parent))
         try:
-            sources.fetcher(source)(dataset, staging)
+            sources.imported(source.fetch)(dataset, staging)
             for f in dataset.files:
                 verify_file(f, staging / f.name)
             _install(dataset, staging, raw_folder(dataset, root), source.name)
@@ -221,6 +224,9 @@ def prepare(
     """
     dataset = get(name)
     root = data_root(root)
+    if dataset.loader is not None:
+        log(f"{name}: loaded by its loader when a run needs it; nothing to prepare")
+        return root
     raw = raw_folder(dataset, root)
     _ensure_writable(root)
     missing = [f.name for f in dataset.files if not (raw / f.name).is_file()]
@@ -243,7 +249,7 @@ def prepare(
 
 @dataclass(frozen=True)
 class Split:
-    images: "torch.Tensor"  # uint8 [N, 28, 28], raw pixel bytes
+    images: "torch.Tensor"  # [N, *dataset.shape], raw inputs (uint8 pixel bytes for IDX files)
     labels: "torch.Tensor"  # int64 [N], class indices (torchvision's targets dtype)
 
     def __len__(self) -> int:
@@ -252,7 +258,7 @@ class Split:
 
 @dataclass(frozen=True)
 class Splits:
-    train: Split  # the first 50,000 official training images
+    train: Split  # MNIST family: the first 50,000 official training images
     dev: Split  # the last 10,000 of them: tuning reads this split only
     test: Split  # the official 10,000 test images: the reported numbers
 
@@ -264,6 +270,8 @@ def load(name: str, root: Path | None = None, device: "str | torch.device" = "cp
 
     dataset = get(name)
     root = data_root(root)
+    if dataset.loader is not None:
+        return _from_loader(dataset, root, device)
     check_prepared(dataset, root)
     tv_class = getattr(torchvision.datasets, dataset.folder)
     official_train = tv_class(root, train=True, download=False)
@@ -279,3 +287,29 @@ def load(name: str, root: Path | None = None, device: "str | torch.device" = "cp
         dev=split(official_train, slice(n_train, None)),
         test=split(official_test, slice(None)),
     )
+
+
+def _from_loader(dataset: Dataset, root: Path, device) -> Splits:
+    """A loader's splits, checked against the declaration: sizes, input shape, labels."""
+    import torch
+
+    parts = sources.imported(dataset.loader)(dataset, root)
+    out = []
+    for part, (inputs, labels), size in zip(
+        ("train", "dev", "test"), parts, dataset.sizes, strict=True
+    ):
+        inputs, labels = np.asarray(inputs), np.asarray(labels)
+        ok = inputs.shape == (size, *dataset.shape) and labels.shape == (size,)
+        ok = ok and np.issubdtype(labels.dtype, np.integer) and labels.min() >= 0
+        if not (ok and labels.max() < dataset.classes):
+            raise InputError(
+                f"dataset {dataset.name}: the loader's {part} split is inputs {inputs.shape}, "
+                f"labels {labels.shape} in [{labels.min()}, {labels.max()}]; declared "
+                f"{(size, *dataset.shape)} and {size} labels in [0, {dataset.classes - 1}]"
+            )
+        out.append(
+            Split(
+                torch.as_tensor(inputs).to(device), torch.as_tensor(labels).to(device, torch.int64)
+            )
+        )
+    return Splits(*out)

@@ -195,9 +195,10 @@ def chain(dataset: Dataset) -> tuple[Source, ...]:
     return (TORCHVISION, *dataset.offline)
 
 
-def fetcher(source: Source) -> Callable[[Dataset, Path], None]:
-    """The source's fetch function, imported here when it is named ``"module:function"``."""
-    if callable(source.fetch):
-        return source.fetch
-    module, _, name = source.fetch.partition(":")
+def imported(function: Callable | str) -> Callable:
+    """``function``, imported here when it is named ``"module:function"``: a source's fetch or a
+    dataset's loader."""
+    if callable(function):
+        return function
+    module, _, name = function.partition(":")
     return getattr(importlib.import_module(module), name)

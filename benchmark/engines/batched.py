@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.nn.functional import cross_entropy
 from tqdm import tqdm
 
+from benchmark.catalogue import datasets
 from benchmark.catalogue import optimizers as optim
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import get_task
@@ -39,7 +40,6 @@ from benchmark.engines.models import get_model
 from benchmark.engines.provenance import provenance
 from benchmark.engines.registry import ENGINES, GROUP_FIELDS
 from benchmark.engines.semantics import (
-    CLASSES,
     EVAL_BATCH,
     DataOrder,
     Rules,
@@ -82,9 +82,9 @@ def train_group(
     task = get_task(specs[0].task)
     if splits is None:
         splits = data.load(task.dataset, root, device)
-    template = build_model(task.model, specs[0].seed, device)
+    template = build_model(task, specs[0].seed, device)
     forward = stacked.forward_for(template, get_model(task.model).stacked)
-    why = stacked.vectorisable(forward, template, device)
+    why = stacked.vectorisable(forward, template, device, datasets.get(task.dataset).shape)
     alone = [s for s in specs if why or _step_class(s) not in vectorised.STEPS]
     if alone:
         reason = why or f"no vectorised step for {sorted({_step_class(s) for s in alone})}"
@@ -118,7 +118,8 @@ def chunk_size(template: torch.nn.Module, specs: list[RunSpec], device: torch.de
     optimizer states; activations kept for the backward pass) against half the free memory."""
     if not specs:
         return 1
-    x = torch.zeros(specs[0].batch_size, 28, 28, device=device)
+    shape = datasets.get(get_task(specs[0].task).dataset).shape
+    x = torch.zeros(specs[0].batch_size, *shape, device=device)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(
         lambda t: saved.append(t.numel()) or t, lambda t: t
@@ -144,7 +145,7 @@ class GroupRun:
         self.autocast = autocast(specs[0].precision, device)
         self.data = run_examples(specs[0], splits)
         self.rules = [Rules(s, self.budget) for s in specs]
-        self.params = _stack([build_model(self.task.model, s.seed, "cpu") for s in specs], device)
+        self.params = _stack([build_model(self.task, s.seed, "cpu") for s in specs], device)
         seeds = [s.seed for s in specs]  # sorted: each seed's runs are contiguous
         counts = set(np.unique(seeds, return_counts=True)[1])
         shared = len(counts) == 1  # equal counts: U inputs, k runs each
@@ -234,7 +235,7 @@ class GroupRun:
             if self.step % self.budget.steps_per_epoch == 0:
                 self.epoch_orders = _to(torch.stack([o.epoch() for o in self.orders]), self.device)
             rows = batch_rows(self.epoch_orders, self.step, self.budget, self.batch).reshape(-1)
-            x = self.data.train_x.index_select(0, rows).view(len(self.orders), -1, 28, 28)
+            x = self.data.train_x.index_select(0, rows).view(len(self.orders), -1, *self.data.shape)
             y = self.data.train_y.index_select(0, rows).view(len(self.orders), -1)
             y = y.repeat_interleave(self.k, dim=0)
             with self.autocast():
@@ -324,7 +325,7 @@ class GroupRun:
         labels = self.data.test_y.cpu().numpy()
         for i, out in zip(runs, logits, strict=True):
             self.ended[i] = {
-                "test": classification_metrics(out, labels, CLASSES),
+                "test": classification_metrics(out, labels, self.data.classes),
                 "steps_done": self.step,
                 "train_s": self.train_s / self.runs,
                 "eval_s": self.eval_s / self.runs,

@@ -1,8 +1,10 @@
-"""Model builders: ``MODELS`` maps a name to ``build(classes) -> nn.Module``.
+"""Model builders: ``MODELS`` maps a name to ``build(classes, shape) -> nn.Module``.
 
-Every model takes a float batch ``[B, 28, 28]`` (normalised pixels) and returns logits
-``[B, classes]``. Builders use torch's default initialisation; the engine calls them under a
-seeded, forked RNG so a run's seed alone fixes its initial weights.
+Every model takes a float batch ``[B, *shape]`` (standardised inputs; ``shape`` is the data
+set's, ``(28, 28)`` for the MNIST family) and returns logits ``[B, classes]``. A builder that
+takes no ``shape`` is built for the shape it was written for. Builders use torch's default
+initialisation; the engine calls them under a seeded, forked RNG so a run's seed alone fixes its
+initial weights.
 
 The batched engine trains R runs of a model at once (``benchmark/engines/stacked.py``): an
 ``nn.Sequential`` of Flatten, Linear and ReLU layers, or a module ``torch.func.vmap`` can
@@ -10,7 +12,9 @@ batch, needs nothing more; a model that neither fits gives ``stacked``, a functi
 module that returns its stacked forward (``row_gru`` below).
 """
 
+import inspect
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,16 +27,22 @@ from benchmark.engines.stacked import Forward, linear, shared_linear
 
 @dataclass(frozen=True)
 class Model:
-    build: Callable[[int], nn.Module]
+    build: Callable[..., nn.Module]  # build(classes, shape) or build(classes)
     stacked: Callable[[nn.Module], Forward] | None = None  # its own stacked forward
+
+    def make(self, classes: int, shape: tuple[int, ...]) -> nn.Module:
+        """The module for ``classes`` classes and inputs of ``shape``."""
+        if "shape" in inspect.signature(self.build).parameters:
+            return self.build(classes, shape=tuple(shape))
+        return self.build(classes)
 
 
 MODELS: dict[str, Model] = {}
 
 
 def model(name: str, *, stacked: Callable[[nn.Module], Forward] | None = None):
-    """Register ``build(classes) -> nn.Module`` as ``name`` (``stacked``: its own stacked
-    forward, when vmap cannot batch the module)."""
+    """Register ``build(classes, shape) -> nn.Module`` as ``name`` (``stacked``: its own
+    stacked forward, when vmap cannot batch the module)."""
 
     def register(build):
         MODELS[name] = Model(build, stacked)
@@ -48,15 +58,15 @@ def get_model(name: str) -> Model:
 
 
 @model("logreg")
-def logreg(classes: int) -> nn.Module:
-    """Multinomial logistic regression: one linear layer on the 784 pixels (a convex problem)."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, classes))
+def logreg(classes: int, shape: tuple[int, ...] = (28, 28)) -> nn.Module:
+    """Multinomial logistic regression: one linear layer on the inputs (a convex problem)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), classes))
 
 
 @model("mlp")
-def mlp(classes: int) -> nn.Module:
-    """DeepOBS mnist_mlp: 784-1000-500-100-classes, ReLU (Schneider et al. 2019)."""
-    widths = [28 * 28, 1000, 500, 100]
+def mlp(classes: int, shape: tuple[int, ...] = (28, 28)) -> nn.Module:
+    """DeepOBS mnist_mlp: inputs-1000-500-100-classes, ReLU (Schneider et al. 2019)."""
+    widths = [math.prod(shape), 1000, 500, 100]
     layers: list[nn.Module] = [nn.Flatten()]
     for n_in, n_out in itertools.pairwise(widths):
         layers += [nn.Linear(n_in, n_out), nn.ReLU()]
@@ -64,29 +74,32 @@ def mlp(classes: int) -> nn.Module:
 
 
 @model("cnn_2c2d")
-def cnn_2c2d(classes: int) -> nn.Module:
-    """DeepOBS 2c2d: conv 32 5x5, max-pool, conv 64 5x5, max-pool, fc 1024, fc classes."""
+def cnn_2c2d(classes: int, shape: tuple[int, ...] = (28, 28)) -> nn.Module:
+    """DeepOBS 2c2d: conv 32 5x5, max-pool, conv 64 5x5, max-pool, fc 1024, fc classes; on
+    one-channel images ``(height, width)``."""
+    height, width = shape
     return nn.Sequential(
-        nn.Unflatten(1, (1, 28)),  # [B, 28, 28] -> [B, 1, 28, 28]
+        nn.Unflatten(1, (1, height)),  # [B, H, W] -> [B, 1, H, W]
         nn.Conv2d(1, 32, 5, padding=2),
         nn.ReLU(),
-        nn.MaxPool2d(2),  # 14 x 14
+        nn.MaxPool2d(2),  # 14 x 14 for MNIST
         nn.Conv2d(32, 64, 5, padding=2),
         nn.ReLU(),
         nn.MaxPool2d(2),  # 7 x 7
         nn.Flatten(),
-        nn.Linear(64 * 7 * 7, 1024),
+        nn.Linear(64 * (height // 4) * (width // 4), 1024),
         nn.ReLU(),
         nn.Linear(1024, classes),
     )
 
 
 class RowGRU(nn.Module):
-    """Sequential MNIST read row by row: 28 steps of 28 pixels into a GRU, a linear head."""
+    """An image read row by row (sequential MNIST: 28 steps of 28 pixels) into a GRU, a linear
+    head."""
 
-    def __init__(self, classes: int, hidden: int = 128):
+    def __init__(self, classes: int, row: int = 28, hidden: int = 128):
         super().__init__()
-        self.gru = nn.GRU(28, hidden, batch_first=True)
+        self.gru = nn.GRU(row, hidden, batch_first=True)
         self.head = nn.Linear(hidden, classes)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -95,7 +108,7 @@ class RowGRU(nn.Module):
 
 
 def row_gru(module: RowGRU) -> Forward:
-    """RowGRU for R runs: nn.GRU's gates (r, z, n) over the 28 rows, then the linear head."""
+    """RowGRU for R runs: nn.GRU's gates (r, z, n) over the rows, then the linear head."""
 
     def forward(params, x, k):
         u, b, steps, _ = x.shape
@@ -116,6 +129,7 @@ def row_gru(module: RowGRU) -> Forward:
 
 
 @model("gru", stacked=row_gru)
-def gru(classes: int) -> nn.Module:
-    """A one-layer GRU (128 units) over the 28 rows, linear head on the last hidden state."""
-    return RowGRU(classes)
+def gru(classes: int, shape: tuple[int, ...] = (28, 28)) -> nn.Module:
+    """A one-layer GRU (128 units) over the image's rows, linear head on the last hidden
+    state."""
+    return RowGRU(classes, row=shape[-1])

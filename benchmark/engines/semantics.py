@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from benchmark.catalogue import datasets
 from benchmark.catalogue import optimizers as optim
 from benchmark.catalogue.schedules import (
     Budget,
@@ -34,13 +35,12 @@ from benchmark.catalogue.schedules import (
     sequences,
 )
 from benchmark.catalogue.spec import RunSpec
-from benchmark.catalogue.tasks import Task
+from benchmark.catalogue.tasks import Task, get_task
 from benchmark.data import datasets as data
 from benchmark.engines.models import get_model
 from benchmark.records.metrics import finite
 
 EVAL_BATCH = 1000  # examples per forward pass when evaluating (memory only, not semantics)
-CLASSES = 10
 
 
 def seeds(seed: int) -> tuple[int, int]:
@@ -49,17 +49,20 @@ def seeds(seed: int) -> tuple[int, int]:
     return int(init), int(order)
 
 
-def build_model(model: str, seed: int, device: torch.device) -> nn.Module:
-    """The model with initial weights fixed by ``seed`` alone; torch's global RNG is untouched."""
+def build_model(task: Task, seed: int, device: torch.device) -> nn.Module:
+    """The task's model for its data set's input shape and classes, with initial weights fixed
+    by ``seed`` alone; torch's global RNG is untouched."""
+    dataset = datasets.get(task.dataset)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seeds(seed)[0])
-        net = get_model(model).build(CLASSES)  # built on the CPU: the same weights on every device
+        torch.manual_seed(seeds(seed)[0])  # built on the CPU: the same weights on every device
+        net = get_model(task.model).make(dataset.classes, dataset.shape)
     return net.to(device)
 
 
 @dataclass(frozen=True)
 class Examples:
-    """A run's examples on the device: images standardised to float32, labels int64."""
+    """A run's examples on the device: inputs standardised to float32, labels int64; the data
+    set's input shape and classes."""
 
     train_x: Tensor
     train_y: Tensor
@@ -67,6 +70,8 @@ class Examples:
     dev_y: Tensor
     test_x: Tensor
     test_y: Tensor
+    shape: tuple[int, ...]
+    classes: int
 
     @property
     def n(self) -> int:
@@ -75,7 +80,9 @@ class Examples:
 
 def run_examples(spec: RunSpec, splits: data.Splits) -> Examples:
     """The first ``train_size`` training and ``eval_size`` dev and test examples, standardised
-    with the mean and std of those training images (computed in float64)."""
+    with the mean and std of those training inputs (computed in float64; the division by 255,
+    a pixel's range, cancels out for inputs of any range)."""
+    dataset = datasets.get(get_task(spec.task).dataset)
     train = splits.train.images[: spec.train_size]
     pixels = train.double() / 255
     mean, std = pixels.mean().item(), pixels.std().item()
@@ -88,6 +95,7 @@ def run_examples(spec: RunSpec, splits: data.Splits) -> Examples:
         scale(train), splits.train.labels[: spec.train_size],
         scale(dev.images[: spec.eval_size]), dev.labels[: spec.eval_size],
         scale(test.images[: spec.eval_size]), test.labels[: spec.eval_size],
+        dataset.shape, dataset.classes,
     )  # fmt: skip
 
 

@@ -26,7 +26,6 @@ from benchmark.data import datasets as data
 from benchmark.engines.device import autocast, resolve_device, sync
 from benchmark.engines.provenance import provenance
 from benchmark.engines.semantics import (
-    CLASSES,
     EVAL_BATCH,
     DataOrder,
     Rules,
@@ -76,7 +75,7 @@ class SingleRun:
         self.budget = spec.budget()
         self.autocast = autocast(spec.precision, device)
         self.data = run_examples(spec, splits)
-        self.model = build_model(self.task.model, spec.seed, device)
+        self.model = build_model(self.task, spec.seed, device)
         self.rules = Rules(spec, self.budget)
         self.opt = optim.build(
             spec.optimizer, self.model.parameters(), spec.lr, spec.optimizer_params,
@@ -174,7 +173,9 @@ class SingleRun:
         """The run record (DESIGN.md), from the final weights and the curve."""
         spec, rules = self.spec, self.rules
         test_logits = self.logits(self.data.test_x).cpu().numpy()
-        test = classification_metrics(test_logits, self.data.test_y.cpu().numpy(), CLASSES)
+        test = classification_metrics(
+            test_logits, self.data.test_y.cpu().numpy(), self.data.classes
+        )
         return record.assemble(
             key=spec.key, spec=spec.to_dict(), task=task_record(self.task),
             status=rules.status, diverged_at=rules.diverged_at, stopped_at=rules.stopped_at,

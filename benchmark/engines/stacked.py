@@ -2,7 +2,7 @@
 
 A stacked forward is ``forward(params, x, k) -> logits``: ``params`` maps each parameter name
 of the model to a tensor ``[R, *shape]`` (run r's weights in row r), ``x`` holds U input
-batches ``[U, B, 28, 28]`` and run r reads ``x[r // k]`` (R = U k). Runs that share a seed see
+batches ``[U, B, *shape]`` and run r reads ``x[r // k]`` (R = U k). Runs that share a seed see
 the same batches, so a sweep's runs share inputs: the first layer then computes the U inputs
 against all their runs' weights in one wide product instead of R narrow ones (on one CPU core
 this made `logreg` ~5x faster per run than gathering a batch for every run).
@@ -81,12 +81,14 @@ def forward_for(module: nn.Module, own: Callable[[nn.Module], Forward] | None) -
     return vmapped(module)
 
 
-def vectorisable(forward: Forward, module: nn.Module, device: torch.device) -> str | None:
+def vectorisable(
+    forward: Forward, module: nn.Module, device: torch.device, shape: tuple[int, ...]
+) -> str | None:
     """Why ``forward`` cannot stand in for ``module`` (None when it can): two runs with the
-    module's weights, on shared and on separate inputs, must give the module's logits and a
-    gradient."""
+    module's weights, on shared and on separate inputs of ``shape``, must give the module's
+    logits and a gradient."""
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 3, 28, 28, generator=gen).to(device)
+    x = torch.randn(2, 3, *shape, generator=gen).to(device)
     params = {
         n: torch.stack([p.detach()] * 2).requires_grad_() for n, p in module.named_parameters()
     }

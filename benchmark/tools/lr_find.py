@@ -65,7 +65,7 @@ def lr_range_test(
     """Run the range test for ``spec``'s task, optimizer settings, batch size and seed."""
     check_range(start, end, steps)
     examples = run_examples(spec, splits)
-    model = build_model(get_task(spec.task).model, spec.seed, device)
+    model = build_model(get_task(spec.task), spec.seed, device)
     opt = optim.build(spec.optimizer, model.parameters(), start, spec.optimizer_params)
     cycles = optim.get_optimizer(spec.optimizer).cycles
     budget, order = spec.budget(), DataOrder(spec.seed, examples.n)  # the runs' data order

@@ -72,7 +72,7 @@ def standard(task: str, steps: int, device: torch.device, root=None) -> float:
     )
     cuda = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
     loader = torch.utils.data.DataLoader(dataset, batch_size=t.batch_size, shuffle=True, **cuda)
-    model = build_model(t.model, 0, device)
+    model = build_model(t, 0, device)
     cls, kwargs = optim.resolve(t.optimizer, t.optimizer_params)
     opt = optim.load_class(cls)(model.parameters(), lr=t.lr, **kwargs)
     model.train()
@@ -109,8 +109,8 @@ def floor(task: str, device: torch.device, gflops: float) -> tuple[float, float]
     """FLOPs per training example (forward and backward) and the run-samples per second that
     ``gflops`` allows for them."""
     t = get_task(task)
-    model = build_model(t.model, 0, device)
-    x = torch.zeros(t.batch_size, 28, 28, device=device)
+    model = build_model(t, 0, device)
+    x = torch.zeros(t.batch_size, *datasets.get(t.dataset).shape, device=device)
     with FlopCounterMode(display=False) as counter:
         cross_entropy(
             model(x), torch.zeros(t.batch_size, dtype=torch.long, device=device)
@@ -146,7 +146,7 @@ def measure(
     ``repeats`` turns), the ratios, and the floor."""
     t = get_task(task)
     splits = data.load(t.dataset, root, device)
-    template = build_model(t.model, 0, device)
+    template = build_model(t, 0, device)
     forward = forward_for(template, get_model(t.model).stacked)
     budget = chunk_size(template, [perf_spec(task, steps)] * max_runs, device)
     sizes = [r for r in (1, 4, 16, 64, 256, 1024) if r <= min(budget, max_runs)]
