@@ -13,10 +13,11 @@ import sys
 import warnings
 from pathlib import Path
 
+from benchmark.records import folders
 from report.load import SkippedRecord, load, load_perf
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "results"
+ROOT = folders.HOME
+RESULTS = ROOT / "results"  # the repository's: its committed reference and perf files
 REFERENCE = RESULTS / "reference" / "quick"
 PREVIEW = RESULTS / "report-preview"  # git-ignored, unlike the reference's own report/
 

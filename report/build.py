@@ -14,12 +14,13 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from benchmark.records import folders
 from report import budgets, compare, findings, identical, stats, tables, verdicts
 from report.load import Results
 from report.plots import plots
 from report.tables import Table
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository
+ROOT = folders.HOME  # the repository
 TITLES = {  # each cited table's title, shown in its caption after its ID
     "recommendation": "Verdict per task and schedule on final test accuracy (with P(best), the "
     "share of seed resamples in which it has the highest mean) and on time to the task's "

@@ -44,16 +44,31 @@ def make_world(folder: Path, engine: str = "auto") -> tuple[Path, dict[str, dict
     return path, records(whole)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return make_world(tmp_path_factory.mktemp("world"))
+@pytest.fixture(scope="session")
+def worlds(tmp_path_factory):
+    """``worlds(engine)``: the uninterrupted sweep of each engine, made once per test process
+    (a parametrized module fixture was made again each time the tests' order switched engine)
+    and only read by the tests."""
+    made = {}
+
+    def world_of(engine: str):
+        if engine not in made:
+            made[engine] = make_world(tmp_path_factory.mktemp(f"world-{engine}"), engine)
+        return made[engine]
+
+    return world_of
 
 
-@pytest.fixture(scope="module", params=["single", "batched"])
-def engine_world(request, tmp_path_factory):
+@pytest.fixture
+def world(worlds):
+    return worlds("auto")
+
+
+@pytest.fixture(params=["single", "batched"])
+def engine_world(request, worlds):
     """(engine, sweep file, uninterrupted records) for each engine: the batched engine trains
     each task's runs of a phase as one group of 6, and writes their records when it ends."""
-    return request.param, *make_world(tmp_path_factory.mktemp(request.param), request.param)
+    return request.param, *worlds(request.param)
 
 
 # where a kill lands: "step" counts optimizer updates, which the batched engine makes once for

@@ -19,12 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmark.catalogue.errors import InputError
-from benchmark.data.datasets import DEFAULT_ROOT
+from benchmark.records import folders
 
 Run = Callable[[argparse.Namespace], int | None]
 DEVICES = ("auto", "cpu", "cuda")
-RESULTS_ENV = "SCHEDULE_BENCH_RESULTS"  # where results/<sweep>/ go; default: results/ in the repo
-RESULTS = Path(os.environ.get(RESULTS_ENV) or DEFAULT_ROOT.parent / "results")
+RESULTS = folders.RESULTS  # results/<sweep>/ go here ($SCHEDULE_BENCH_RESULTS moves it)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Run]]] = {}
 
 

@@ -30,14 +30,13 @@ from benchmark.catalogue.errors import InputError
 from benchmark.data import idx, sources
 from benchmark.records.atomic import fsync_dir, write_atomic
 from benchmark.records.faults import fault_point
+from benchmark.records.folders import HOME
 
 if TYPE_CHECKING:
     import torch
 
 ROOT_ENV = "SCHEDULE_BENCH_DATA"
-_REPO = Path(__file__).resolve().parents[2]
-# data/ at the repo root; an installed (non-editable) copy uses data/ in the working directory
-DEFAULT_ROOT = _REPO / "data" if (_REPO / "pyproject.toml").is_file() else Path.cwd() / "data"
+DEFAULT_ROOT = HOME / "data"
 MARKER = ".verified.json"  # in the raw folder; torchvision ignores it
 
 

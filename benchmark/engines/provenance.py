@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+from benchmark.records.folders import REPOSITORY
+
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "schedulefree")
 
 
@@ -25,7 +26,12 @@ def git_state() -> dict:
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(
-                ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+                ["git", *args],
+                cwd=REPOSITORY,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             )
         except (OSError, subprocess.SubprocessError):
             return None

@@ -43,8 +43,8 @@ from benchmark.engines.semantics import build_model
 from benchmark.engines.single import SingleRun
 from benchmark.engines.stacked import forward_for
 from benchmark.records.atomic import write_atomic
+from benchmark.records.folders import PERF
 
-PERF = Path(__file__).resolve().parents[2] / "results" / "perf"
 RUNS_PER_SEED = 16  # a sweep's phase: each seed's runs share batches (17 schedules per seed)
 
 
