@@ -5,9 +5,11 @@ A schedule is ``fn(t, lr, budget, **params)``: for an integer array ``t`` of opt
 ``(lr, momentum)`` when it cycles momentum; ``lr`` is the run's peak learning rate. Schedules
 with a PyTorch counterpart keep its parameter names and units and give exactly its sequence
 (tests/test_schedules.py). A parameter defaulting to ``None`` follows from the budget, as the
-decorator's keywords say. ``plateau`` is the one stateful exception: see ``plateau_controller``.
+decorator's keywords say. An entry declares what it is beyond a sequence: ``stateful`` (its
+function returns a ``Controller`` the engine feeds at each evaluation, like ``plateau``'s) or
+``replaces_optimizer`` (like ``schedule_free``); the engines read these, never a name.
 
-Plain Python and NumPy, no torch: the report reuses this package for the schedule gallery.
+Plain Python and NumPy, no torch: ``schedule --list`` and the gallery answer at once.
 
 - ``core``: ``Budget``, ``Sequences``, the registry and its ``schedule`` decorator, parameter
   checking, user ``module:function`` schedules, the shared warmup helpers.
@@ -27,12 +29,13 @@ from benchmark.schedules.core import (
     START_FACTOR,
     WARMUP_FRAC,
     Budget,
+    Controller,
     Schedule,
     Sequences,
+    controller,
     get_schedule,
-    plateau_controller,
+    optimizer_kwargs,
     schedule,
-    schedule_free_kwargs,
     sequences,
 )
 from benchmark.schedules.plateau import Plateau
@@ -46,12 +49,13 @@ __all__ = [
     "START_FACTOR",
     "WARMUP_FRAC",
     "Budget",
+    "Controller",
     "Plateau",
     "Schedule",
     "Sequences",
+    "controller",
     "get_schedule",
-    "plateau_controller",
+    "optimizer_kwargs",
     "schedule",
-    "schedule_free_kwargs",
     "sequences",
 ]
