@@ -43,7 +43,8 @@ START_FACTOR = 0.01
 class Budget:
     """A run's length: ``total_steps`` optimizer updates, ``steps_per_epoch`` of them an epoch.
 
-    The last epoch may be partial. ``evals_per_epoch`` is how often the plateau controller steps.
+    The last epoch may be partial. ``evals_per_epoch`` is how often a stateful schedule's
+    controller steps.
     """
 
     total_steps: int
