@@ -48,10 +48,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def lint(session: nox.Session) -> None:
-    """Check style and formatting with ruff."""
+    """Check style and formatting with ruff, and the layers with import-linter."""
     sync(session, "--only-group=lint")
     session.run("ruff", "check", ".", *session.posargs)
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports", env={"PYTHONPATH": "."})  # the contracts in pyproject.toml
 
 
 @nox.session(python=PYTHON, default=False)

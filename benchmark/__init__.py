@@ -1,5 +1,5 @@
 """schedule-bench: train small networks under every learning-rate schedule and record the runs."""
 
-from benchmark.errors import InputError
+from benchmark.catalogue.errors import InputError
 
 __all__ = ["InputError"]

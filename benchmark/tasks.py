@@ -1,105 +1,11 @@
-"""Tasks: ``TASKS`` maps a name to a dataset, a model, an optimizer and their defaults.
+"""Deprecated alias of ``benchmark.catalogue.tasks``, kept for one release so that plugins
+written against the flat layout keep working: importing it warns and gives that module."""
 
-A task is one ``Task(...)`` entry registered with ``register``; its model is a builder in
-``benchmark.models``. The tasks differ in kind, so the report can say which schedule suits
-which kind: convex (logreg), deep MLP with SGD or Adam, CNN, recurrent; MNIST and Fashion.
+import importlib
+import sys
+import warnings
 
-``lr`` is the default peak learning rate and ``epochs`` the default budget, chosen so that a
-reasonable schedule (cosine) reaches the easy target; ``targets`` are dev accuracies, an easy
-and a hard one, for time-to-target (DESIGN.md). Sources for the shapes: DeepOBS (Schneider et
-al. 2019) mnist_mlp and 2c2d; the sequential MNIST GRU follows Le et al. 2015's row-by-row
-reading.
-"""
-
-from dataclasses import dataclass, field
-from typing import Any
-
-from benchmark.errors import unknown_name
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    summary: str
-    dataset: str  # a benchmark.data.DATASETS name
-    model: str  # a benchmark.models.MODELS name
-    optimizer: str  # a benchmark.optim.OPTIMIZERS name
-    optimizer_params: dict[str, Any] = field(default_factory=dict)
-    lr: float = 0.1  # default peak learning rate
-    batch_size: int = 128
-    epochs: int = 10
-    evals_per_epoch: int = 4
-    targets: tuple[float, ...] = ()  # dev accuracies, easy to hard
-    kind: str = "other"  # the report's guidance groups tasks by it: convex, MLP, CNN, recurrent
-
-
-TASKS: dict[str, Task] = {}
-
-
-def register(task: Task) -> Task:
-    if len(task.targets) < 2 or list(task.targets) != sorted(task.targets):
-        raise ValueError(f"task {task.name}: need two or more targets, easy to hard")
-    TASKS[task.name] = task
-    return task
-
-
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise unknown_name("task", name, TASKS)
-    return TASKS[name]
-
-
-SGD_MOMENTUM = {"momentum": 0.9, "weight_decay": 5e-4}  # DeepOBS-style SGD for the deep nets
-
-register(Task(
-    "mnist_logreg", "linear softmax on MNIST pixels (convex), plain SGD",
-    "mnist", "logreg", "sgd", {}, lr=0.5, epochs=10, targets=(0.90, 0.92),
-    kind="convex",
-))  # fmt: skip
-register(Task(
-    "mnist_mlp", "DeepOBS mnist_mlp (784-1000-500-100-10), SGD with momentum",
-    "mnist", "mlp", "sgd", SGD_MOMENTUM, lr=0.05, epochs=10, targets=(0.97, 0.98),
-    kind="MLP",
-))  # fmt: skip
-register(Task(
-    "mnist_mlp_adam", "the same MLP with AdamW",
-    "mnist", "mlp", "adamw", {"weight_decay": 0.01}, lr=1e-3, epochs=10, targets=(0.97, 0.98),
-    kind="MLP",
-))  # fmt: skip
-register(Task(
-    "mnist_cnn", "DeepOBS 2c2d (two conv, two dense layers), SGD with momentum",
-    "mnist", "cnn_2c2d", "sgd", SGD_MOMENTUM, lr=0.05, epochs=6, targets=(0.985, 0.99),
-    kind="CNN",
-))  # fmt: skip
-register(Task(
-    "fmnist_mlp", "the MLP on Fashion-MNIST, SGD with momentum",
-    "fashion_mnist", "mlp", "sgd", SGD_MOMENTUM, lr=0.05, epochs=10, targets=(0.86, 0.89),
-    kind="MLP",
-))  # fmt: skip
-register(Task(
-    "fmnist_cnn", "2c2d on Fashion-MNIST, SGD with momentum",
-    "fashion_mnist", "cnn_2c2d", "sgd", SGD_MOMENTUM, lr=0.05, epochs=10, targets=(0.89, 0.91),
-    kind="CNN",
-))  # fmt: skip
-register(Task(
-    "smnist_gru", "sequential MNIST read row by row (28 steps of 28 pixels), a GRU, Adam",
-    "mnist", "gru", "adam", {}, lr=2e-3, epochs=10, targets=(0.95, 0.98),
-    kind="recurrent",
-))  # fmt: skip
-
-
-def markdown_table() -> str:
-    """The tasks as the README's Markdown table (a test keeps the README in step)."""
-    rows = [
-        "| task | dataset | model | optimizer (settings) | lr | epochs | batch | dev targets |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for t in TASKS.values():
-        settings = ", ".join(f"{k}={v}" for k, v in t.optimizer_params.items())
-        optimizer = f"{t.optimizer} ({settings})" if settings else t.optimizer
-        targets = ", ".join(f"{x:g}" for x in t.targets)
-        rows.append(
-            f"| `{t.name}` | {t.dataset} | {t.model} | {optimizer} | {t.lr:g} | {t.epochs} "
-            f"| {t.batch_size} | {targets} |"
-        )
-    return "\n".join(rows)
+warnings.warn(
+    f"{__name__} is deprecated: import benchmark.catalogue.tasks", DeprecationWarning, stacklevel=2
+)
+sys.modules[__name__] = importlib.import_module("benchmark.catalogue.tasks")

@@ -1,8 +1,8 @@
 """Read a results folder's run records into DataFrames, skipping what is not a valid record.
 
-The record (``benchmark/record.py``) is documented field by field in ``results/SCHEMA.md``;
+The record (``benchmark/records/record.py``) is documented field by field in ``results/SCHEMA.md``;
 the columns of ``runs`` and ``curves`` are those of ``runs.csv`` and ``curves.csv``
-(``benchmark/tidy.py``), rebuilt here from the records so the report never trusts a stale
+(``benchmark/records/tidy.py``), rebuilt here from the records so the report never trusts a stale
 CSV. A file that cannot be read, or is no record of a schema ``record.READABLE`` lists, is
 skipped with a warning that names it; a diverged run is a valid record and is kept.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import record as records
-from benchmark.tidy import curves_frame, runs_frame
+from benchmark.records import record as records
+from benchmark.records.tidy import curves_frame, runs_frame
 
 
 class SkippedRecord(UserWarning):

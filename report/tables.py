@@ -18,8 +18,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from benchmark import metrics
-from benchmark.tidy import TTT
+from benchmark.records import metrics
+from benchmark.records.tidy import TTT
 from report import compare, stats, verdicts
 from report.load import Results
 from report.numbers import canonical, fixed
@@ -154,7 +154,7 @@ def reachable_targets(results: Results) -> Results:
     target compares nothing. The added target is the ``REACH_QUANTILE`` quantile of the final
     runs' best dev accuracy, rounded down to 0.5 points, one per problem (task x budget) that
     needs it; time to it is read off the curve of every run of the task, at every budget, as
-    the engine reads its own targets (``benchmark.metrics.time_to_target``).
+    the engine reads its own targets (``benchmark.records.metrics.time_to_target``).
     """
     final, added = results.final, {}
     for problem, g in final.groupby("task"):

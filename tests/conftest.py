@@ -5,7 +5,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from benchmark import data, idx
+from benchmark.catalogue import datasets
+from benchmark.data import datasets as data
+from benchmark.data import idx
 from testkit import Digits
 
 
@@ -25,7 +27,9 @@ def pytest_collection_modifyitems(config, items):
 
 def _real_data_present() -> bool:
     root = data.data_root()
-    return all((data.raw_folder(d, root) / data.MARKER).is_file() for d in data.DATASETS.values())
+    return all(
+        (data.raw_folder(d, root) / data.MARKER).is_file() for d in datasets.DATASETS.values()
+    )
 
 
 class TinyData:
@@ -41,9 +45,9 @@ class TinyData:
         }
         rng.shuffle(self.arrays["train-labels-idx1-ubyte"])
 
-    def spec(self, offline=()) -> data.Dataset:
+    def spec(self, offline=()) -> datasets.Dataset:
         files = tuple(
-            data.IdxFile(
+            datasets.IdxFile(
                 name,
                 array.shape,
                 hashlib.sha256(array.tobytes()).hexdigest(),
@@ -52,7 +56,7 @@ class TinyData:
             for name, array in self.arrays.items()
         )
         # folder "MNIST" so torchvision.datasets.MNIST reads it in load()
-        return data.Dataset("tiny", "MNIST", files, offline=offline, dev_size=10)
+        return datasets.Dataset("tiny", "MNIST", files, offline=offline, dev_size=10)
 
     def write(self, folder, names=None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -69,9 +73,9 @@ def tiny():
 def register_tiny(monkeypatch, tiny):
     """Register the tiny dataset under the name "tiny"; returns a function taking its sources."""
 
-    def register(*offline) -> data.Dataset:
+    def register(*offline) -> datasets.Dataset:
         dataset = tiny.spec(offline)
-        monkeypatch.setitem(data.DATASETS, "tiny", dataset)
+        monkeypatch.setitem(datasets.DATASETS, "tiny", dataset)
         return dataset
 
     return register
@@ -88,9 +92,9 @@ def digit_tasks(monkeypatch, digits):
     (and ``data.check_prepared`` finds them prepared)."""
     import dataclasses
 
-    from benchmark import tasks
+    from benchmark.catalogue import tasks
 
-    monkeypatch.setitem(data.DATASETS, "digits", digits.dataset)
+    monkeypatch.setitem(datasets.DATASETS, "digits", digits.dataset)
     for name, task in list(tasks.TASKS.items()):
         monkeypatch.setitem(tasks.TASKS, name, dataclasses.replace(task, dataset="digits"))
     monkeypatch.setattr(data, "load", lambda name, root=None, device="cpu": digits.splits)

@@ -5,13 +5,14 @@ PYTHONPATH), so runner processes, worker processes and submitit jobs all see the
 ``digits_logreg`` and ``digits_mlp`` and load their data without files or torchvision.
 """
 
-from benchmark import data
-from benchmark.tasks import TASKS, Task, register
+from benchmark.catalogue import datasets
+from benchmark.catalogue.tasks import TASKS, Task, register
+from benchmark.data import datasets as data
 from testkit import Digits
 
 DIGITS = Digits()
-if "digits" not in data.DATASETS:
-    data.register(DIGITS.dataset)
+if "digits" not in datasets.DATASETS:
+    datasets.register(DIGITS.dataset)
     _load = data.load
 
     def _fake_load(name, root=None, device="cpu"):

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import record as records
-from benchmark.metrics import time_to_target
-from benchmark.optim import get_optimizer
-from benchmark.schedules import Budget, sequences
-from benchmark.semantics import sequence_digest
-from benchmark.spec import RunSpec
-from benchmark.tasks import TASKS
+from benchmark.catalogue.optimizers import get_optimizer
+from benchmark.catalogue.schedules import Budget, sequences
+from benchmark.catalogue.spec import RunSpec
+from benchmark.catalogue.tasks import TASKS
+from benchmark.engines.semantics import sequence_digest
+from benchmark.records import record as records
+from benchmark.records.metrics import time_to_target
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCHEDULES = {  # schedule -> (convergence rate per epoch, best lr factor on the grid)

@@ -1,10 +1,10 @@
-"""benchmark/atomic.py: a write is all or nothing."""
+"""benchmark/records/atomic.py: a write is all or nothing."""
 
 import os
 
 import pytest
 
-from benchmark.atomic import write_atomic
+from benchmark.records.atomic import write_atomic
 
 
 def test_write_atomic_replaces_whole_file(tmp_path):

@@ -8,19 +8,21 @@ import sys
 import pytest
 import torch
 
-from benchmark import data, sources
+from benchmark.catalogue import datasets
+from benchmark.catalogue.errors import InputError
 from benchmark.cli import main
-from benchmark.errors import InputError
+from benchmark.data import datasets as data
+from benchmark.data import sources
 
 
-def failing(name: str, reason: str) -> sources.Source:
+def failing(name: str, reason: str) -> datasets.Source:
     def fetch(dataset, dest):
         raise sources.SourceError(reason)
 
-    return sources.Source(name, fetch)
+    return datasets.Source(name, fetch)
 
 
-def writing(name: str, tiny, names=None, then_fail: bool = False) -> sources.Source:
+def writing(name: str, tiny, names=None, then_fail: bool = False) -> datasets.Source:
     """A source that writes the tiny files (some of them), and optionally fails afterwards."""
     calls = []
 
@@ -31,11 +33,11 @@ def writing(name: str, tiny, names=None, then_fail: bool = False) -> sources.Sou
             raise sources.SourceError("connection reset halfway")
 
     fetch.calls = calls  # type: ignore[attr-defined]
-    return sources.Source(name, fetch)
+    return datasets.Source(name, fetch)
 
 
 def raw_of(root):
-    return data.raw_folder(data.get("tiny"), root)
+    return data.raw_folder(datasets.get("tiny"), root)
 
 
 def leftovers(root):
@@ -59,7 +61,7 @@ def test_present_files_are_verified_and_no_source_is_tried(tmp_path, tiny, regis
     assert log == [f"tiny: files already present in {raw_of(tmp_path)}: verified ({log[0][-6:]}"]
     marker = json.loads((raw_of(tmp_path) / data.MARKER).read_text())
     assert marker["source"] == "present"
-    data.check_prepared(data.get("tiny"), tmp_path)
+    data.check_prepared(datasets.get("tiny"), tmp_path)
 
 
 def test_download_fails_then_offline_source_works(tmp_path, tiny, register_tiny):
@@ -73,7 +75,7 @@ def test_download_fails_then_offline_source_works(tmp_path, tiny, register_tiny)
     assert "tiny: download failed: Name or service not known" in log
     assert log[-1].startswith("tiny: offline pkg: verified and installed")
     assert json.loads((raw_of(tmp_path) / data.MARKER).read_text())["source"] == "offline pkg"
-    data.check_prepared(data.get("tiny"), tmp_path)
+    data.check_prepared(datasets.get("tiny"), tmp_path)
     assert leftovers(tmp_path) == []
 
 
@@ -110,10 +112,10 @@ def test_corrupt_delivery_names_the_file_and_next_source_is_used(tmp_path, tiny,
     data.prepare("tiny", tmp_path, chain=(corrupting(tiny), writing("good", tiny)), log=log.append)
     failure = next(line for line in log if "corrupt failed" in line)
     assert "t10k-images-idx3-ubyte: corrupt (payload SHA-256" in failure
-    data.check_prepared(data.get("tiny"), tmp_path)
+    data.check_prepared(datasets.get("tiny"), tmp_path)
 
 
-def corrupting(tiny) -> sources.Source:
+def corrupting(tiny) -> datasets.Source:
     """A source whose test-images file has one flipped byte."""
 
     def fetch(dataset, dest):
@@ -123,7 +125,7 @@ def corrupting(tiny) -> sources.Source:
         raw[100] ^= 0xFF
         path.write_bytes(bytes(raw))
 
-    return sources.Source("corrupt", fetch)
+    return datasets.Source("corrupt", fetch)
 
 
 def test_source_failing_halfway_leaves_nothing_half_written(tmp_path, tiny, register_tiny):
@@ -183,9 +185,9 @@ def test_interrupted_install_never_passes_as_prepared(tmp_path, tiny, register_t
     monkeypatch.undo()
     register_tiny()
     with pytest.raises(InputError, match="is not prepared"):
-        data.check_prepared(data.get("tiny"), tmp_path)
+        data.check_prepared(datasets.get("tiny"), tmp_path)
     data.prepare("tiny", tmp_path, chain=(writing("src", tiny),), log=lambda m: None)
-    data.check_prepared(data.get("tiny"), tmp_path)
+    data.check_prepared(datasets.get("tiny"), tmp_path)
     assert leftovers(tmp_path) == []
 
 
@@ -260,7 +262,7 @@ def test_unwritable_root(tmp_path, register_tiny):
 
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(InputError, match="unknown dataset 'cifar'; valid: fashion_mnist, mnist"):
-        data.get("cifar")
+        datasets.get("cifar")
 
 
 # --- the CLI -----------------------------------------------------------------------------
@@ -330,6 +332,6 @@ def test_real_dataset_verifies_and_loads(name):
     data.prepare(name, log=lambda m: None)  # files present: full SHA-256 check, no download
     splits = data.load(name)
     assert (len(splits.train), len(splits.dev), len(splits.test)) == (50_000, 10_000, 10_000)
-    counts = data.get(name).files[1].class_counts
+    counts = datasets.get(name).files[1].class_counts
     together = torch.cat([splits.train.labels, splits.dev.labels]).bincount().tolist()
     assert tuple(together) == counts

@@ -1,11 +1,12 @@
-"""benchmark/idx.py: IDX bytes round-trip, malformed files are named, torchvision reads ours."""
+"""benchmark/data/idx.py: IDX bytes round-trip, malformed files are named, torchvision reads
+ours."""
 
 import numpy as np
 import pytest
 import torch
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from benchmark import idx
+from benchmark.data import idx
 
 
 @pytest.mark.parametrize("shape", [(7,), (5, 28, 28), (3, 4, 2)])

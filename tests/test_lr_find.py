@@ -1,13 +1,13 @@
-"""The LR range test (benchmark/lr_find.py) and ``python -m benchmark lr-find``."""
+"""The LR range test (benchmark/tools/lr_find.py) and ``python -m benchmark lr-find``."""
 
 import numpy as np
 import pytest
 import torch
 
+from benchmark.catalogue.errors import InputError
+from benchmark.catalogue.spec import RunSpec
 from benchmark.cli import main
-from benchmark.errors import InputError
-from benchmark.lr_find import _steepest, lr_range_test
-from benchmark.spec import RunSpec
+from benchmark.tools.lr_find import _steepest, lr_range_test
 
 CPU = torch.device("cpu")
 
@@ -57,6 +57,8 @@ def test_cli_lr_find_prints_and_plots(digit_tasks, capsys, tmp_path):
     ],
 )
 def test_cli_lr_find_bad_input(monkeypatch, capsys, flags, message):
-    monkeypatch.setattr("benchmark.data.load", pytest.fail)  # fails before any data is read
+    monkeypatch.setattr(
+        "benchmark.data.datasets.load", pytest.fail
+    )  # fails before any data is read
     assert main(["lr-find", "--task", "mnist_logreg", *flags]) == 2
     assert capsys.readouterr().err.startswith(message)

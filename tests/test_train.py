@@ -1,4 +1,4 @@
-"""The single-run engine (benchmark/train.py), its record, tasks, optimizers and the CLI.
+"""The single-run engine (benchmark/engines/single.py), its record, tasks, optimizers and the CLI.
 
 Runs use the in-memory ``digits`` problem (conftest.py) in place of each task's dataset, so
 they take well under a second each on the CPU.
@@ -12,23 +12,23 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import optim
-from benchmark import record as records
+from benchmark.catalogue import optimizers as optim
+from benchmark.catalogue.errors import InputError
+from benchmark.catalogue.schedules import SCHEDULES, Plateau, sequences
+from benchmark.catalogue.spec import RunSpec
+from benchmark.catalogue.tasks import TASKS, markdown_table
 from benchmark.cli import main
-from benchmark.errors import InputError
-from benchmark.metrics import time_to_target
-from benchmark.schedules import SCHEDULES, Plateau, sequences
-from benchmark.semantics import (
+from benchmark.engines.semantics import (
     build_model,
     evaluation_steps,
     samples_seen,
     seeds,
     sequence_digest,
 )
-from benchmark.spec import RunSpec
-from benchmark.tasks import TASKS, markdown_table
-from benchmark.train import SingleRun, train
-from testkit import untimed
+from benchmark.engines.single import SingleRun, train
+from benchmark.records import record as records
+from benchmark.records.metrics import time_to_target
+from testkit import record_fields, untimed
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -72,20 +72,6 @@ def schema_fields() -> set[str]:
     """The field paths documented in results/SCHEMA.md's tables."""
     text = (ROOT / "results" / "SCHEMA.md").read_text().split("## Perf files")[0]
     return set(re.findall(r"^\| `([^`]+)` \|", text, re.MULTILINE))
-
-
-def record_fields(value, path="") -> set[str]:
-    """Dotted paths of a record's leaves; curve[] for list items, <target> for target keys."""
-    opaque = {"spec.schedule_params", "spec.optimizer_params", "optimizer.settings"}
-    if isinstance(value, dict) and path not in opaque:
-        out = set()
-        for key, child in value.items():
-            key = "<target>" if path == "time_to_target" else key
-            out |= record_fields(child, f"{path}.{key}" if path else key)
-        return out or {path}
-    if isinstance(value, list) and value and isinstance(value[0], dict):
-        return set().union(*(record_fields(item, f"{path}[]") for item in value))
-    return {path}
 
 
 def test_record_matches_schema(digit_tasks, tmp_path):

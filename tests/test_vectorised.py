@@ -1,4 +1,5 @@
-"""benchmark/vectorised.py: each vectorised step against its torch.optim / schedulefree twin.
+"""benchmark/engines/vectorised.py: each vectorised step against its torch.optim /
+schedulefree twin.
 
 Three runs share one ``[R, n]`` tensor per parameter, each with its own settings and its own
 lr and momentum (or beta1) at every update; each run is also stepped alone by the optimizer
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import optim
-from benchmark.vectorised import STEPS
+from benchmark.catalogue import optimizers as optim
+from benchmark.engines.vectorised import STEPS
 
 STEPS_TAKEN = 25
 SHAPES = [(4, 3), (4,)]  # a weight and a bias

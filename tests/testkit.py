@@ -7,11 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-from benchmark import data, faults, record
+from benchmark.catalogue import datasets
+from benchmark.data import datasets as data
+from benchmark.engines.registry import ENGINES
+from benchmark.engines.single import train
+from benchmark.records import faults, record
 
 TESTS = Path(__file__).resolve().parent
+# engines compute the same functions in other summation orders: float32 losses agree to this
+RTOL = 1e-4
 FAKE_SWEEP = """
 tasks = ["digits_logreg", "digits_mlp"]
 schedules = ["constant", "onecycle", "plateau"]
@@ -45,12 +52,12 @@ class Digits:
 
         self.splits = data.Splits(split(n_train), split(n_dev), split(n_test))
         files = (
-            data.IdxFile("train-images-idx3-ubyte", (n_train + n_dev, 28, 28), ""),
-            data.IdxFile("train-labels-idx1-ubyte", (n_train + n_dev,), ""),
-            data.IdxFile("t10k-images-idx3-ubyte", (n_test, 28, 28), ""),
-            data.IdxFile("t10k-labels-idx1-ubyte", (n_test,), ""),
+            datasets.IdxFile("train-images-idx3-ubyte", (n_train + n_dev, 28, 28), ""),
+            datasets.IdxFile("train-labels-idx1-ubyte", (n_train + n_dev,), ""),
+            datasets.IdxFile("t10k-images-idx3-ubyte", (n_test, 28, 28), ""),
+            datasets.IdxFile("t10k-labels-idx1-ubyte", (n_test,), ""),
         )
-        self.dataset = data.Dataset("digits", "Digits", files, offline=(), dev_size=n_dev)
+        self.dataset = datasets.Dataset("digits", "Digits", files, offline=(), dev_size=n_dev)
 
 
 def untimed(record: dict) -> dict:
@@ -95,3 +102,57 @@ def runner(
     return subprocess.Popen(
         argv, stdout=pipe, stderr=pipe, text=True, env=env(fault), process_group=0
     )
+
+
+def record_fields(value, path="") -> set[str]:
+    """Dotted paths of a record's leaves; curve[] for list items, <target> for target keys."""
+    opaque = {"spec.schedule_params", "spec.optimizer_params", "optimizer.settings"}
+    if isinstance(value, dict) and path not in opaque:
+        out = set()
+        for key, child in value.items():
+            key = "<target>" if path == "time_to_target" else key
+            out |= record_fields(child, f"{path}.{key}" if path else key)
+        return out or {path}
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return set().union(*(record_fields(item, f"{path}[]") for item in value))
+    return {path}
+
+
+def assert_engine_matches_single(engine: str, specs, splits, device="cpu") -> list[dict]:
+    """The equivalence harness every engine runs: ``specs`` trained by ``engine``
+    (``ENGINES``) and one by one by the single engine give records equal in everything discrete
+    (fields, status, steps, curve points and lrs, targets reached, accuracies) and in their
+    losses and metrics to ``RTOL``; the engine's records."""
+    device = torch.device(device)
+    records = ENGINES[engine].train(specs, splits, device)
+    for spec, other in zip(specs, records, strict=True):
+        assert_equivalent(train(spec, splits, device), other, engine)
+    return records
+
+
+def assert_equivalent(single: dict, batched: dict, engine: str) -> None:
+    """One record of ``engine`` against the single engine's record of the same spec."""
+    what = (single["spec"]["schedule"], single["spec"]["seed"], single["spec"]["lr"])
+    assert batched["engine"] == engine
+    assert record_fields(batched) == record_fields(single), what
+    for field in ("key", "spec", "task", "status", "diverged_at_step", "stopped_early_at_step"):
+        assert batched[field] == single[field], (what, field)
+    assert batched["budget"] == single["budget"], what
+    assert batched["optimizer"] == single["optimizer"], what
+    assert batched["digests"] == single["digests"], what  # the same lr and momentum applied
+    for a, b in zip(single["curve"], batched["curve"], strict=True):
+        assert (a["step"], a["samples"], a["lr"]) == (b["step"], b["samples"], b["lr"]), what
+        assert a["val_acc"] == b["val_acc"], (what, a["step"])
+        for loss in ("train_loss", "val_loss"):
+            if a[loss] is None or b[loss] is None:
+                assert a[loss] == b[loss], (what, a["step"], loss)
+            else:
+                assert b[loss] == pytest.approx(a[loss], rel=RTOL), (what, a["step"], loss)
+    reached = {t: hit and hit["step"] for t, hit in single["time_to_target"].items()}
+    assert reached == {t: hit and hit["step"] for t, hit in batched["time_to_target"].items()}
+    for name, value in single["metrics"].items():
+        other = batched["metrics"][name]
+        if isinstance(value, float) and other is not None:
+            assert other == pytest.approx(value, rel=RTOL, abs=1e-6), (what, name)
+        else:
+            assert other == value, (what, name)

@@ -18,8 +18,8 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmark.data import DEFAULT_ROOT
-from benchmark.errors import InputError
+from benchmark.catalogue.errors import InputError
+from benchmark.data.datasets import DEFAULT_ROOT
 
 Run = Callable[[argparse.Namespace], int | None]
 DEVICES = ("auto", "cpu", "cuda")
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = _Parser(prog="python -m benchmark", description="schedule-bench: " + DESCRIBE)
         sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-        from benchmark.cli import runs, sweeps  # noqa: F401  they register their commands
+        from benchmark.cli import run_commands, sweep_commands  # noqa: F401  they register their commands
 
         runners = {}
         for name, (summary, build) in COMMANDS.items():

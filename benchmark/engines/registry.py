@@ -1,0 +1,52 @@
+"""The engines a run can train with: ``ENGINES`` maps a name to an ``Engine``.
+
+An engine is one function ``train(specs, splits, device) -> records``: it trains the specs
+and returns their records, in the specs' order, following ``semantics`` (what a run does is
+not the engine's to decide). It is named as ``"module:function"`` and imported when first
+used, so that naming and checking engines loads no torch. ``groups`` declares what the specs
+of one call must share (the executors cut groups of runs by it); None means it trains any
+specs, one at a time. Every engine's records are held to the single engine's by one harness
+(``tests/testkit.py``, ``assert_engine_matches_single``). A new engine is one module and one
+entry here.
+"""
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from benchmark.catalogue.spec import RunSpec
+
+# what shapes a batched computation: runs that share these train as one group; model and data
+# follow from the task
+GROUP_FIELDS = (
+    "task", "batch_size", "epochs", "train_size", "eval_size", "evals_per_epoch", "precision",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    target: str  # "module:function", train(specs, splits, device) -> records
+    summary: str
+    groups: tuple[str, ...] | None = None  # what one call's specs share; None: any specs
+
+    def train(self, specs: list[RunSpec], splits, device) -> list[dict]:
+        module, _, function = self.target.partition(":")
+        train: Callable = getattr(importlib.import_module(module), function)
+        return train(specs, splits, device)
+
+    def group_key(self, spec: RunSpec) -> tuple:
+        """What ``spec`` shares with the runs it may train with in one call."""
+        return tuple(getattr(spec, f) for f in self.groups or ("key",))
+
+
+ENGINES: dict[str, Engine] = {
+    engine.name: engine
+    for engine in (
+        Engine("single", "benchmark.engines.single:train_runs",
+               "one run at a time with torch.optim: the reference"),
+        Engine("batched", "benchmark.engines.batched:train_group",
+               "the runs of a group as one computation", GROUP_FIELDS),
+    )
+}  # fmt: skip
+CHOICES = ("auto", *ENGINES)  # auto: the faster engine for the model and device (executors)

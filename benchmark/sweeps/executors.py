@@ -1,0 +1,302 @@
+"""Where runs run: groups of runs claimed, trained by an engine and stored, on an executor.
+
+``units`` cuts a phase into what one engine call trains: runs the batched engine takes
+(``engine_for``) in groups that share the engine's ``groups`` fields (``engines/registry.py``),
+cut on the CPU into pieces of
+at most ``CPU_GROUP_RUNS`` runs (at seed boundaries, so each piece keeps its seeds' shared
+batches); every other run alone. The cut depends on the phase and the device alone, never on
+the worker count or the executor, and is made from the whole phase, finished runs included, so
+a resumed group is the uninterrupted sweep's group and gives its records to the last bit (the
+batched engine's sums depend on the group); only groups with pending runs train, and only
+those runs' records are written. Every run trains with ``Options.threads`` torch threads (the
+sweep's ``threads``, default 1) wherever it runs: the driver, a pool worker or a Slurm task,
+since the thread count changes how sums split and so the last bits of a record.
+``run_group`` claims each pending run of a group before it starts (runs claimed elsewhere, or
+finished meanwhile, are not written), trains the group, and writes each record atomically when
+the group ends: a group killed midway is run again whole. A crash fails the group's runs
+(``failed/``), never the sweep.
+
+Executors (``EXECUTORS``): ``local`` on this machine (on the CPU one worker process per core
+by default: README; on a GPU one process); ``slurm`` a submitit job array whose tasks take
+whole groups.
+"""
+
+import contextlib
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from benchmark.catalogue.spec import RunSpec
+from benchmark.catalogue.tasks import get_task
+from benchmark.data import datasets as data
+from benchmark.engines.registry import ENGINES, Engine
+from benchmark.records.faults import fault_point
+from benchmark.sweeps.store import Store
+
+# auto on the CPU: batched only for the models where the perf harness measured it faster than
+# the single engine on one core (results/perf/; README "Speed"); on CUDA always batched
+CPU_BATCHED_MODELS = frozenset({"logreg"})
+# runs per batched group on the CPU at most: two or three groups a phase in the quick sweep,
+# so two workers share them; on CUDA a group is whole (the engine chunks it by memory)
+CPU_GROUP_RUNS = 96
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run: where, on what, with which engine, and whether finished runs run again."""
+
+    results: Path
+    executor: str = "local"
+    workers: int | None = None  # local CPU worker processes; None: one per core
+    threads: int | None = None  # torch threads of every run; None: the sweep's (default 1)
+    device: str = "auto"
+    engine: str | None = None  # auto, single, batched; None: the sweep file's
+    root: str | None = None  # data root
+    rerun: bool = False  # run finished runs again (the sweep turns it into ``since``)
+    since: float | None = None  # records older than this (time.time()) count as not done
+    plugins: tuple[str, ...] = ()
+    slurm: dict = field(default_factory=dict)  # partition, gpus_per_task, time_min, ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    status: str  # ok, diverged, failed, claimed (by another process), done (already)
+    seconds: float = 0.0  # training and storing; a group's time shared among its runs
+    val_acc: float | None = None
+    error: str | None = None
+
+
+def engine_for(engine: str, model: str, cuda: bool) -> Engine:
+    """The engine that trains ``model``'s runs: ``engine``, or for ``auto`` the faster one."""
+    if engine == "auto":
+        engine = "batched" if cuda or model in CPU_BATCHED_MODELS else "single"
+    return ENGINES[engine]
+
+
+class Unit(NamedTuple):
+    """What one engine call trains (``train``), and the runs of it to claim and write."""
+
+    train: list[RunSpec]
+    pending: list[RunSpec]
+
+
+def units(phase: list[RunSpec], pending: list[RunSpec], engine: str, cuda: bool) -> list[Unit]:
+    """The units that train ``pending`` runs: each group of the ``phase`` (whole on CUDA, in
+    pieces of at most ``CPU_GROUP_RUNS`` on the CPU), kept when it has a pending run; every
+    pending run of the single engine alone."""
+    keys = {s.key for s in pending}
+
+    def grouped(spec: RunSpec) -> bool:
+        return engine_for(engine, get_task(spec.task).model, cuda).groups is not None
+
+    most = None if cuda else CPU_GROUP_RUNS
+    parts = [
+        Unit(g, [s for s in g if s.key in keys])
+        for g in groups(filter(grouped, phase), engine, cuda, most)
+    ]
+    return [u for u in parts if u.pending] + [Unit([s], [s]) for s in pending if not grouped(s)]
+
+
+def groups(specs, engine: str, cuda: bool, most: int | None) -> list[list[RunSpec]]:
+    """``specs`` in groups whose engine trains them in one call (its ``groups`` fields shared),
+    sorted by seed, each cut into the fewest equal parts of at most ``most`` runs (None:
+    whole)."""
+    together: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        chosen = engine_for(engine, get_task(spec.task).model, cuda)
+        together.setdefault((chosen.name, *chosen.group_key(spec)), []).append(spec)
+    out = []
+    for members in together.values():
+        members = sorted(members, key=lambda s: s.seed)
+        pieces = 1 if most is None else -(-len(members) // most)
+        seeds = list(dict.fromkeys(s.seed for s in members))
+        if len(seeds) >= pieces:  # whole seeds per piece: their runs share batches
+            parts = [set(p) for p in np.array_split(seeds, pieces)]
+            out += [[s for s in members if s.seed in p] for p in parts]
+        else:
+            out += [list(p) for p in np.array_split(members, min(pieces, len(members)))]
+    return [g for g in out if g]
+
+
+# ------------------------------------------------------------------ a group, in any process
+
+_SPLITS: dict = {}  # (dataset, device, root) -> splits, loaded once per process
+
+
+def run_group(train: list[dict], pending: list[dict], options: Options) -> list[Outcome]:
+    """Claim the ``pending`` runs of a group, train the group ``train`` and store theirs; a
+    crash becomes failed/ entries."""
+    store, out, mine = Store(options.results), [], []
+    with contextlib.ExitStack() as held:
+        for spec in map(RunSpec.from_dict, pending):
+            if not held.enter_context(store.claim(spec.key)):
+                out.append(Outcome(spec.key, "claimed"))
+            elif store.done(spec.key, options.since):
+                out.append(Outcome(spec.key, "done"))
+            else:
+                mine.append(spec)
+                fault_point("claim")
+        if mine:
+            group = [RunSpec.from_dict(s) for s in train]
+            out += _train_and_store(group, mine, options, store)
+    return out
+
+
+def _train_and_store(
+    group: list[RunSpec], mine: list[RunSpec], options: Options, store: Store
+) -> list[Outcome]:
+    from benchmark.engines.device import resolve_device, torch_threads
+
+    t0 = time.perf_counter()
+    try:
+        device = resolve_device(options.device)
+        task = get_task(group[0].task)
+        where = (task.dataset, str(device), options.root)
+        if where not in _SPLITS:
+            _SPLITS[where] = data.load(task.dataset, options.root, device)
+        engine = engine_for(options.engine, task.model, device.type == "cuda")
+        with torch_threads(options.threads):  # in any process: the same last bits
+            records = engine.train(group, _SPLITS[where], device)
+    except Exception as err:  # recorded; the other groups go on
+        for spec in mine:
+            store.fail(spec.key, spec.to_dict(), traceback.format_exc())
+        seconds = (time.perf_counter() - t0) / len(group)
+        return [Outcome(s.key, "failed", seconds, error=one_line(err)) for s in mine]
+    seconds = (time.perf_counter() - t0) / len(group)
+    keys = {s.key for s in mine}
+    return [_store(record, store, seconds) for record in records if record["key"] in keys]
+
+
+def _store(record: dict, store: Store, seconds: float) -> Outcome:
+    key = record["key"]
+    try:
+        store.put(record)
+    except OSError as err:  # disk full: no record (the write is atomic), the run failed
+        with contextlib.suppress(OSError):
+            store.fail(key, record["spec"], f"could not write the record: {err}")
+        return Outcome(key, "failed", seconds, error=f"could not write the record: {one_line(err)}")
+    return Outcome(key, record["status"], seconds, record["metrics"]["val_acc_final"])
+
+
+def run_shard(shard: list[tuple[list[dict], list[dict]]], options: Options) -> list[Outcome]:
+    """Run the units of ``shard``, (train, pending) each, in turn: a Slurm array task."""
+    import_plugins(options.plugins)
+    return [outcome for unit in shard for outcome in run_group(*unit, options)]
+
+
+def import_plugins(plugins) -> None:
+    import importlib
+
+    for module in plugins:
+        importlib.import_module(module)
+
+
+def _worker_init(plugins: tuple[str, ...]) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the driver stops, workers finish
+    import_plugins(plugins)
+
+
+def one_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
+# ------------------------------------------------------------------ executors
+
+# run(phase, pending, options): the pending runs of a phase (the whole phase cuts the groups)
+Executor = Callable[[list[RunSpec], list[RunSpec], Options], Iterator[Outcome]]
+EXECUTORS: dict[str, Executor] = {}
+
+
+def executor(name: str):
+    def register(fn: Executor) -> Executor:
+        EXECUTORS[name] = fn
+        return fn
+
+    return register
+
+
+def uses_cuda(options: Options) -> bool:
+    """Whether runs will train on a GPU (a Slurm job's node: when it asks for one)."""
+    if options.executor == "slurm":
+        return options.slurm.get("gpus_per_task", 0) > 0
+    import torch
+
+    return options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available())
+
+
+def _dicts(unit: Unit) -> tuple[list[dict], list[dict]]:
+    return [s.to_dict() for s in unit.train], [s.to_dict() for s in unit.pending]
+
+
+@executor("local")
+def local(phase: list[RunSpec], pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
+    """This machine: on the CPU ``workers`` processes (default: one per core), each run with
+    ``options.threads`` threads; one unit left, or one worker, runs in this process."""
+    cuda = uses_cuda(options)
+    workers = 1 if cuda else options.workers or os.cpu_count() or 1
+    todo = units(phase, pending, options.engine, cuda)
+    workers = min(workers, len(todo))
+    if workers <= 1:
+        for unit in todo:
+            yield from run_group(*_dicts(unit), options)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(options.plugins,)
+    ) as pool:
+        futures = {pool.submit(run_group, *_dicts(u), options): u for u in todo}
+        try:
+            for future in as_completed(futures):
+                try:
+                    yield from future.result()
+                except Exception as err:  # the worker process died (killed, out of memory)
+                    error = one_line(err)
+                    lost = futures[future].pending
+                    yield from (Outcome(s.key, "failed", error=error) for s in lost)
+        finally:  # on Ctrl-C: the groups in progress finish and are written; no new ones start
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@executor("slurm")
+def slurm(phase: list[RunSpec], pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
+    """A submitit job array: ``array_parallelism`` tasks, each running its groups in turn."""
+    import submitit
+
+    settings = dict(options.slurm)
+    cluster = settings.pop("cluster", None)  # tests: submitit's "local" or "debug"
+    ex = submitit.AutoExecutor(folder=options.results / "slurm" / "%j", cluster=cluster)
+    parallel = settings.get("array_parallelism", 16)
+    todo = units(phase, pending, options.engine, uses_cuda(options))
+    tasks = min(len(todo), parallel)
+    ex.update_parameters(
+        timeout_min=settings.get("time_min", 60),
+        gpus_per_node=settings.get("gpus_per_task", 0),
+        slurm_partition=settings.get("partition"),
+        slurm_array_parallelism=tasks,
+    )
+    shards = [[_dicts(u) for u in todo[i::tasks]] for i in range(tasks)]
+    jobs = ex.map_array(run_shard, shards, [options] * tasks)
+    waiting = dict(zip(jobs, shards, strict=True))
+    while waiting:
+        for job in [job for job in waiting if job.done()]:
+            shard = waiting.pop(job)
+            try:
+                yield from job.result()
+            except Exception as err:  # the array task died: its unfinished runs failed
+                keys = [RunSpec.from_dict(s).key for _, pending in shard for s in pending]
+                store = Store(options.results)
+                yield from (
+                    Outcome(k, "failed", error=one_line(err)) for k in keys if not store.done(k)
+                )
+        time.sleep(0.2 if waiting else 0)

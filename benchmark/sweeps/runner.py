@@ -1,0 +1,267 @@
+"""Running a sweep: each phase's pending runs on an executor, resumable and crash-safe.
+
+``run_sweep`` expands the protocol (``protocol.py``) phase by phase: tune, select,
+final. Runs whose record exists are skipped (``rerun`` runs them again: it leaves a marker,
+``rerun.json``, until the sweep completes, so an interrupted rerun resumes as a rerun and
+runs again every record older than its start); each run is claimed
+before it starts (``store.py``), so two runners, or two Slurm array tasks, on one results
+folder never run the same run; a runner that finds runs claimed elsewhere waits for them. A run
+that crashes is written to ``failed/`` and the sweep goes on; ``runs.csv`` and ``curves.csv``
+are rebuilt from the records at the end. Where and in which groups the runs train is
+``executors.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from benchmark.catalogue import datasets
+from benchmark.catalogue.errors import InputError
+from benchmark.catalogue.spec import RunSpec
+from benchmark.catalogue.tasks import get_task
+from benchmark.data import datasets as data
+from benchmark.engines.registry import CHOICES as ENGINES
+from benchmark.records.atomic import write_atomic
+from benchmark.sweeps import protocol
+from benchmark.sweeps.executors import EXECUTORS, Options, Outcome
+from benchmark.sweeps.store import Store
+
+if TYPE_CHECKING:  # pandas loads where first used: the first runs start ~2.5 s sooner
+    import pandas as pd
+
+POLL_S = 5.0  # how often a runner looks again at runs claimed by another process
+
+
+def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, list[Outcome]]:
+    """Tune, select, final; then the tables. The outcomes of each phase's pending runs."""
+    options = replace(
+        options, plugins=sweep.plugins, engine=options.engine or sweep.engine,
+        threads=options.threads or sweep.threads,
+    )  # fmt: skip
+    check(sweep, options)
+    store = Store(options.results).create()
+    options = replace(options, since=_rerun_since(options))
+    _write_json(options.results / "sweep.json", asdict(sweep))
+    centres = _centres(sweep, options, log)
+    outcomes, planned = {}, {}
+    tune = sweep.tune_specs(centres)
+    planned |= {"tune": [s.key for s in tune], "epochs": {s.key: s.epochs for s in tune}}
+    _write_json(options.results / "plan.json", planned)
+    outcomes["tune"] = run_phase("tune", tune, options, log)
+    missing = [s for s in tune if not store.done(s.key)]
+    if missing:  # selecting on part of the grid would be unfair to the schedules it lacks
+        log(f"{len(missing)} tuning run(s) failed: the final phase waits until a rerun "
+            "completes them")  # fmt: skip
+        outcomes["final"] = []
+        return outcomes
+    selection = protocol.select(_tune_frame(store, tune))
+    write_atomic(options.results / "selection.csv", selection.to_csv(index=False).encode())
+    final = sweep.final_specs(selection)
+    planned["final"] = [s.key for s in final]
+    planned["epochs"] |= {s.key: s.epochs for s in final}
+    _write_json(options.results / "plan.json", planned)
+    outcomes["final"] = run_phase("final", final, options, log)
+    records = [r for r in (store.record(s.key) for s in tune + final) if r is not None]
+    others = len(list(store.runs.glob("*.json"))) - len(records)
+    if others:
+        log(f"{others} record(s) in {store.runs} are not part of this sweep (another sweep file "
+            "or PROTOCOL_VERSION): left out of the tables")  # fmt: skip
+    from benchmark.records import tidy
+
+    tidy.write_tables(options.results, records)
+    if all(store.done(s.key) for s in tune + final):  # the rerun, if one, is complete
+        (options.results / RERUN).unlink(missing_ok=True)
+    return outcomes
+
+
+RERUN = "rerun.json"  # {"since": time}: a rerun in progress (records older are run again)
+
+
+def _rerun_since(options: Options) -> float | None:
+    """When the rerun in progress began: now for ``--rerun`` (marked in the folder), the
+    marker's time when resuming an interrupted one, else None."""
+    path = options.results / RERUN
+    if options.rerun:
+        since = time.time()
+        _write_json(path, {"since": since})
+        return since
+    return json.loads(path.read_text())["since"] if path.is_file() else None
+
+
+def check(sweep: protocol.Sweep, options: Options) -> None:
+    """Bad executor settings and missing data fail here, before anything is written."""
+    from benchmark.engines.device import check_precision, resolve_device
+
+    if options.executor == "local":  # a Slurm job checks on its own node
+        check_precision(sweep.run.get("precision", "fp32"), resolve_device(options.device))
+    root = data.data_root(options.root)
+    for dataset in dict.fromkeys(get_task(task).dataset for task in sweep.tasks):
+        data.check_prepared(datasets.get(dataset), root)  # else every run would fail alike
+    if options.executor not in EXECUTORS:
+        raise InputError(f"unknown executor {options.executor!r}; valid: {', '.join(EXECUTORS)}")
+    if options.engine not in ENGINES:
+        raise InputError(f"unknown engine {options.engine!r}; valid: {', '.join(ENGINES)}")
+    no_sbatch = options.slurm.get("cluster") is None and shutil.which("sbatch") is None
+    if options.executor == "slurm" and no_sbatch:
+        raise InputError("--executor slurm: no sbatch on PATH; run on the cluster's login node")
+
+
+def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> list[Outcome]:
+    """Run the pending ``specs``, waiting for those another process holds; their outcomes."""
+    store = Store(options.results)
+    by_key = {s.key: s for s in specs}
+    for key in by_key:
+        if store.corrupt(key):
+            log(f"{phase}: the record of {key} is corrupt (truncated, empty or another schema): "
+                "running it again")  # fmt: skip
+    pending = [s for s in by_key.values() if not store.done(s.key, options.since)]
+    log(f"{phase}: {len(by_key)} runs, {len(by_key) - len(pending)} done, {len(pending)} to run"
+        + ("; starting workers, loading data ..." if pending else ""))  # fmt: skip
+    finished: list[Outcome] = []
+    run, waited, eta = EXECUTORS[options.executor], False, Eta(pending)
+    with tqdm(total=len(pending), unit="run", desc=phase, disable=not sys.stderr.isatty()) as bar:
+        while pending:  # runs another process holds are only waited for, never resubmitted
+            claimed = [s for s in pending if store.claimed(s.key)]
+            ready = [s for s in pending if s not in claimed]
+            for outcome in run(specs, ready, options) if ready else ():
+                if outcome.status == "claimed":  # taken by another process just now
+                    claimed.append(by_key[outcome.key])
+                    continue
+                if outcome.status == "done":  # another process finished it meanwhile
+                    bar.update(1)
+                    continue
+                finished.append(outcome)
+                bar.update(1)
+                spec = by_key[outcome.key]
+                log(_line(phase, len(finished), bar.total, spec, outcome, eta.after(spec, outcome)))
+            if claimed:
+                if not waited:
+                    log(f"{phase}: {len(claimed)} run(s) claimed by another process; waiting")
+                waited = True
+                time.sleep(POLL_S)
+            pending = [s for s in claimed if not store.done(s.key)]  # finished elsewhere: done
+            bar.update(len(claimed) - len(pending))
+    return finished
+
+
+class Eta:
+    """Time left in a phase, from the runs finished so far (start-up excluded).
+
+    Runs of one task and budget cost alike, others not (a batched group finishes many cheap
+    runs at once): each remaining run is expected to take the mean seconds of the finished
+    runs of its task and budget, else the mean seconds per epoch of its task's (else of all)
+    finished runs times its epochs; the work is shared as it has been: the seconds finished
+    since the first result over the wall time since then.
+    """
+
+    def __init__(self, pending: list[RunSpec]):
+        self.left = {s.key: (s.task, s.epochs) for s in pending}
+        self.seconds: dict[tuple, list[float]] = {}
+        self.first = self.done_since_first = None
+
+    def after(self, spec: RunSpec, outcome: Outcome) -> float | None:
+        """Record ``outcome``; the seconds left, or None before there is a rate."""
+        kind = self.left.pop(spec.key, (spec.task, spec.epochs))
+        self.seconds.setdefault(kind, []).append(outcome.seconds)
+        now = time.perf_counter()
+        if self.first is None:
+            self.first, self.done_since_first = now, 0.0
+            return None
+        self.done_since_first += outcome.seconds
+        if now <= self.first or not self.done_since_first or not self.left:
+            return None
+        expected = sum(self._expected(kind) for kind in self.left.values())
+        return expected / (self.done_since_first / (now - self.first))
+
+    def _expected(self, kind: tuple) -> float:
+        if kind in self.seconds:
+            return sum(self.seconds[kind]) / len(self.seconds[kind])
+        task, epochs = kind
+        mine = [(e, t) for (k, e), ts in self.seconds.items() if k == task for t in ts]
+        seen = mine or [(e, t) for (_, e), ts in self.seconds.items() for t in ts]
+        return epochs * sum(t / e for e, t in seen) / len(seen)
+
+
+def _line(phase, i, n, spec: RunSpec, outcome: Outcome, left: float | None) -> str:
+    eta = "" if left is None else f", eta {left / 60:.1f} min"
+    what = f"{phase} {spec.task} {spec.epochs} ep {spec.schedule} lr {spec.lr:g} seed {spec.seed}"
+    result = outcome.error if outcome.status == "failed" else f"dev acc {outcome.val_acc:.4f}"
+    return f"[{i}/{n}] {what}: {outcome.status}, {result} ({outcome.seconds:.1f} s{eta})"
+
+
+def _tune_frame(store: Store, tune: list[RunSpec]) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = []
+    for spec in tune:
+        record = store.record(spec.key)
+        if record is not None:
+            acc = record["metrics"]["val_acc_final"]
+            rows.append(asdict(spec) | {"val_acc_final": acc, "status": record["status"]})
+    columns = ["epochs", "task", "schedule", "lr", "seed", "val_acc_final", "status"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _centres(sweep: protocol.Sweep, options: Options, log) -> dict[str, float]:
+    """Each task's grid centre: its default lr, or the LR range test's suggestion (cached)."""
+    if sweep.centre == "task":
+        return {task: get_task(task).lr for task in sweep.tasks}
+    path = options.results / "centres.json"
+    fresh = path.is_file() and (options.since is None or path.stat().st_mtime >= options.since)
+    cached = json.loads(path.read_text()) if fresh else {}
+    if set(cached) != set(sweep.tasks):
+        from benchmark.engines.device import resolve_device
+        from benchmark.tools.lr_find import lr_range_test
+
+        device = resolve_device(options.device)
+        for task in sweep.tasks:
+            spec = sweep.spec(
+                task, "constant", get_task(task).lr, sweep.tune_seeds[0], "tune", sweep.budgets[0]
+            )
+            splits = data.load(get_task(task).dataset, options.root, device)
+            cached[task] = float(f"{lr_range_test(spec, splits, device).suggestion:.4g}")
+            log(f"lr-find: {task} centre {cached[task]:g}")
+        _write_json(path, cached)
+    return cached
+
+
+def _write_json(path: Path, value) -> None:
+    write_atomic(path, (json.dumps(value, indent=1) + "\n").encode())
+
+
+def plan(results: Path) -> dict:
+    """The results folder's plan.json: each phase's keys, and each key's budget (epochs)."""
+    path = Path(results) / "plan.json"
+    if not path.is_file():
+        raise InputError(f"{results}: no sweep has run here (no plan.json)")
+    return json.loads(path.read_text())
+
+
+def status(results: Path) -> pd.DataFrame:
+    """Per phase and budget: runs done, pending, claimed (running now), failed; and, among the
+    pending, those whose record file is corrupt (run again by the next sweep)."""
+    import pandas as pd
+
+    planned, store, rows = plan(results), Store(results), []
+    epochs = planned.pop("epochs", {})  # absent in folders of older sweeps
+    for phase, keys in planned.items():
+        for budget in dict.fromkeys(epochs.get(k) for k in keys):
+            counts = dict.fromkeys(["done", "pending", "claimed", "failed", "corrupt"], 0)
+            mine = [k for k in keys if epochs.get(k) == budget]
+            for key in mine:  # each key in one of done > claimed > failed > pending
+                done = store.done(key)
+                state = "done" if done else "claimed" if store.claimed(key) else None
+                state = state or ("failed" if store.failure(key) is not None else "pending")
+                counts[state] += 1
+                counts["corrupt"] += not done and store.corrupt(key)
+            rows.append((phase, budget, len(mine), *counts.values()))
+    columns = ["phase", "epochs", "runs", "done", "pending", "claimed", "failed", "corrupt"]
+    return pd.DataFrame(rows, columns=columns).astype({"epochs": "Int64"})
