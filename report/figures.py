@@ -12,17 +12,11 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, NullLocator
 
-from benchmark.tools.gallery import gallery_figure
 from report import stats
 from report.numbers import fixed
 from report.tables import censored_times
 
 KM_TOP = 6  # schedules drawn per task in the Kaplan-Meier figure: the fastest
-
-
-def gallery() -> Figure:
-    """Every registered schedule's lr against epochs at its defaults (benchmark.tools.gallery)."""
-    return gallery_figure(columns=5)
 
 
 def styles(schedules) -> dict[str, dict]:

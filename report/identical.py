@@ -1,55 +1,52 @@
 """Schedules that are one schedule at a budget: merged, so that each is one hypothesis.
 
-At 3 epochs ``step`` gives exactly ``multistep``'s lr sequence: two names, one experiment.
+At 3 epochs ``step`` applies exactly ``multistep``'s lr sequence: two names, one experiment.
 Within a task at one budget (a problem, ``budgets.py``: what is identical at 1 epoch may not
-be at 3), final runs of two schedules are merged when both hold: (1) the lr (and
-momentum) sequences, computed by ``benchmark.catalogue.schedules`` (no torch) from each schedule's
-selected lr, parameters and budget, are identical; (2) the test accuracies are identical on
-every seed. The merged schedule is named "step = multistep" and keeps the runs of its first
-member. ``plateau`` (its lr follows the dev loss) and schedules that replace the optimizer
-(``schedule_free``) are never merged, since their sequence does not define the run; nor is a
-schedule whose sequence cannot be computed here (a user ``module:function`` that does not
-import).
+be at 3), final runs of two schedules are merged when, seed by seed, the records say the same:
+the digests of the lr and momentum each run applied (``digests`` in the record, so a plateau
+run that never cut is constant's), the optimizer (name, class, settings; a schedule that
+replaces the optimizer trains another class) and the test accuracy. The merged schedule is
+named "step = multistep", members in the sweep's order, and keeps the runs of its first.
+Only the records are read: no registry, no schedule code. Runs of schema 2 or older carry no
+digests and are never merged (``undigested`` counts them for the report's words).
 """
 
-import json
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pandas as pd
 
-from benchmark.catalogue.schedules import SCHEDULES, Budget, sequences
 from report.load import Results
+
+# what must be equal on every seed; the digests identify the sequences applied, step by step
+SAME = ("lr_digest", "momentum_digest", "optimizer", "optimizer_class", "optimizer_params")
 
 
 def _signature(runs: pd.DataFrame) -> tuple | None:
-    """One schedule's final runs on one task: what identifies its lr (and momentum) sequence
-    and its results; None when it cannot be merged."""
-    head = runs.iloc[0]
-    entry = SCHEDULES.get(head.schedule)
-    fixed = runs[["lr", "schedule_params", "total_steps", "epochs", "evals_per_epoch"]]
-    if len(fixed.drop_duplicates()) > 1 or (entry and (entry.stateful or entry.optimizer)):
+    """One schedule's final runs on one problem: seed by seed, what they applied and reached;
+    None when a run has no digests (schema 2 or older)."""
+    if runs.lr_digest.isna().any():
         return None
-    total, epochs = int(head.total_steps), int(head.epochs)
-    budget = Budget(total, total // epochs, int(head.evals_per_epoch))
-    try:  # a user schedule may fail to import or to run here: then it is not merged
-        seq = sequences(head.schedule, head.lr, budget, json.loads(head.schedule_params))
-    except Exception:  # anything a user's function raises
-        return None
-    momentum = None if seq.momentum is None else seq.momentum.tobytes()
-    results = tuple(runs.sort_values("seed")[["seed", "test_acc"]].itertuples(index=False))
-    return seq.lr.tobytes(), momentum, results
+    runs = runs.assign(momentum_digest=runs.momentum_digest.fillna("none"))
+    return tuple(runs.sort_values("seed")[["seed", *SAME, "test_acc"]].itertuples(index=False))
 
 
-def groups(final: pd.DataFrame) -> dict[str, list[list[str]]]:
-    """Per task, the groups of two or more schedules that are one (registry order within)."""
-    order = {name: i for i, name in enumerate(SCHEDULES)}
+def undigested(final: pd.DataFrame) -> int:
+    """Final runs whose records carry no digests, so that their schedules cannot be merged."""
+    return int(final.lr_digest.isna().sum())
+
+
+def groups(final: pd.DataFrame, order: Sequence[str] = ()) -> dict[str, list[list[str]]]:
+    """Per task, the groups of two or more schedules that are one (``order``'s order within,
+    then by name)."""
+    rank = {name: i for i, name in enumerate(order)}
     out = {}
     for task, rows in final.groupby("task"):
         by_signature: dict[tuple, list[str]] = {}
         for schedule, runs in rows.groupby("schedule"):
             if (sig := _signature(runs)) is not None:
                 by_signature.setdefault(sig, []).append(schedule)
-        merged = [sorted(g, key=lambda s: (order.get(s, len(order)), s))
+        merged = [sorted(g, key=lambda s: (rank.get(s, len(rank)), s))
                   for g in by_signature.values() if len(g) > 1]  # fmt: skip
         if merged:
             out[task] = sorted(merged)
@@ -57,8 +54,9 @@ def groups(final: pd.DataFrame) -> dict[str, list[list[str]]]:
 
 
 def merge(results: Results) -> tuple[Results, dict[str, list[list[str]]]]:
-    """``results`` with each group's final runs shown once, as "a = b", and the groups."""
-    found, final = groups(results.final), results.final
+    """``results`` with each group's final runs shown once, as "a = b", and the groups (members
+    in the order of the sweep file's schedules)."""
+    found, final = groups(results.final, results.sweep.get("schedules", [])), results.final
     label, drop = {}, set()
     for task, task_groups in found.items():
         for group in task_groups:

@@ -3,7 +3,6 @@ tables and the runs, with its caption. Element ids come from the figure's name a
 written, so the same records give the same bytes."""
 
 import base64
-import functools
 import io
 from dataclasses import dataclass
 
@@ -12,7 +11,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark.catalogue.schedules import SCHEDULES
 from report import figures, stats, tables
 from report.findings import plural
 from report.load import Results
@@ -63,7 +61,6 @@ def plots(results: Results, cited: dict[str, Table], order: list[str], perf) -> 
                 figures.rank_heatmap(cited["ranks"].frame),
             )
         ],
-        "gallery": [_gallery(tuple(SCHEDULES))],
     }
     if "budgets" in cited:
         caption = ("Final test accuracy against the budget, each budget with its own tuned lr "
@@ -87,15 +84,6 @@ def plots(results: Results, cited: dict[str, Table], order: list[str], perf) -> 
         )  # fmt: skip
         out["perf"] = [plot("perf", caption, figures.perf_chart(perf))]
     return out
-
-
-@functools.cache
-def _gallery(schedules: tuple[str, ...]) -> Plot:
-    """Every registered schedule (``schedules``: their names) at its defaults: no record changes
-    it, so it is drawn once per process and set of schedules."""
-    caption = ("Every schedule at its defaults (lr 0.1, 10 epochs of 100 steps); momentum, "
-               "where cycled, dashed")  # fmt: skip
-    return plot("gallery", caption, figures.gallery())
 
 
 def _across_tasks(final: pd.DataFrame, ttt: pd.DataFrame) -> dict:

@@ -1,4 +1,4 @@
-"""Write the report's fixture results: synthetic run records shaped like real ones (schema 2).
+"""Write the report's fixture results: synthetic run records shaped like real ones (schema 3).
 
     python tests/make_report_fixture.py [FOLDER]   # default: rewrites tests/fixtures/report_*/
 
@@ -15,9 +15,9 @@ fraction of the budget, constant with epochs, so a longer budget reaches a targe
 steps for them.
 
 Real specs and keys (``RunSpec.make``), task kind and optimizer family from the registries,
-curves that rise towards a schedule-dependent accuracy, time to target read off the curve as
-the engine does. Each fixture is drawn from its own fixed seed, so rerunning the script gives
-the same files.
+curves that rise towards a schedule-dependent accuracy, time to target read off the curve as the
+engine does, and the digests of the schedule's lr and momentum over the updates made. Each
+fixture is drawn from its own fixed seed, so rerunning the script gives the same files.
 """
 
 import json
@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.catalogue.optimizers import get_optimizer
+from benchmark.catalogue.schedules import Budget, sequences
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import TASKS
+from benchmark.engines.semantics import sequence_digest
 from benchmark.records import record as records
 from benchmark.records.metrics import time_to_target
 
@@ -132,8 +134,10 @@ def record(spec: RunSpec, rng, design: dict, seed_effect: float) -> dict:
     per_class = [round(min(1.0, test_acc + rng.normal(0, 0.01)), 4) for _ in range(10)]
     vals, spe = [p["val_acc"] for p in points], math.ceil(spec.train_size / spec.batch_size)
     train_s = points[-1]["wall_s"]
+    seq = sequences(spec.schedule, spec.lr, Budget(spe * spec.epochs, spe), spec.schedule_params)
+    done = points[-1]["step"]
     return {
-        "schema": 2,
+        "schema": 3,
         "key": spec.key,
         "spec": spec.to_dict(),
         "task": {
@@ -168,6 +172,10 @@ def record(spec: RunSpec, rng, design: dict, seed_effect: float) -> dict:
         },
         "time_to_target": time_to_target(points, task.targets),
         "curve": points,
+        "digests": {
+            "lr": sequence_digest(seq.lr[:done]),
+            "momentum": None if seq.momentum is None else sequence_digest(seq.momentum[:done]),
+        },
         "optimizer": {
             "name": spec.optimizer,
             "family": get_optimizer(spec.optimizer).family,

@@ -20,6 +20,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmark.catalogue.schedules import SCHEDULES, Schedule
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import TASKS
 from benchmark.data import datasets as data
@@ -27,6 +28,7 @@ from benchmark.engines import models, stacked
 from benchmark.engines.batched import GroupRun, chunk_size, train_group
 from benchmark.engines.registry import ENGINES
 from benchmark.engines.semantics import build_model
+from benchmark.engines.single import SingleRun
 from testkit import assert_engine_matches_single, assert_equivalent
 
 CPU = torch.device("cpu")
@@ -70,6 +72,55 @@ def test_plateau_cuts_follow_the_single_engine(digit_tasks):
     cuts = [len({p["lr"] for p in b["curve"]}) - 1 for b in batched]
     assert min(cuts) >= 1, cuts  # every run cut
     assert max(cuts) >= 2, cuts  # some twice
+
+
+class Halving:
+    """A plugin's controller: halves the lr after every evaluation whose dev accuracy is
+    below ``bar`` (plateau's controller would keep it while the dev loss falls)."""
+
+    metric = "val_acc"
+
+    def __init__(self, lr: float, bar: float):
+        self.lr, self.bar, self.fed = lr, bar, []
+
+    def step(self, value: float) -> float:
+        self.fed.append(value)
+        self.lr *= 0.5 if value < self.bar else 1.0
+        return self.lr
+
+
+def halving(t, lr, budget, *, bar: float = 2.0):
+    """Halve the lr at each evaluation below ``bar`` dev accuracy (a plugin's stateful schedule)."""
+    return Halving(lr, bar)
+
+
+def test_a_plugin_stateful_schedule_gets_its_own_controller(digit_tasks, monkeypatch):
+    """Declared stateful, it is fed its own metric and its lr follows it, in both engines,
+    next to plateau runs that keep plateau's controller."""
+    monkeypatch.setitem(SCHEDULES, "halving", Schedule("halving", halving, stateful=True))
+    specs = [
+        RunSpec.make("mnist_mlp", name, seed=s, lr=0.05, schedule_params=params, **SMALL)
+        for s in (0, 1)
+        for name, params in (("halving", {}), ("plateau", {"patience": 100}))
+    ]  # fmt: skip
+    batched = assert_engine_matches_single("batched", specs, digit_tasks)
+    for spec, b in zip(specs, batched, strict=True):
+        lrs = [p["lr"] for p in b["curve"]]  # the single engine's, exactly (the harness)
+        if spec.schedule == "halving":  # bar 2: every evaluation halves, from the next update
+            assert lrs == [0.05 * 0.5 ** max(i - 1, 0) for i in range(len(lrs))]
+        else:  # patience 100: plateau never cuts
+            assert set(lrs) == {0.05}
+    plateau_digest = {b["digests"]["lr"] for b in batched if b["spec"]["schedule"] == "plateau"}
+    halving_digest = {b["digests"]["lr"] for b in batched if b["spec"]["schedule"] == "halving"}
+    assert len(plateau_digest) == len(halving_digest) == 1  # the same lrs on both seeds
+    assert plateau_digest != halving_digest
+
+
+def test_the_plugin_controller_is_fed_the_metric_it_names(digit_tasks, monkeypatch):
+    monkeypatch.setitem(SCHEDULES, "halving", Schedule("halving", halving, stateful=True))
+    single = SingleRun(RunSpec.make("mnist_mlp", "halving", seed=0, **SMALL), digit_tasks, CPU)
+    record = single.run()
+    assert single.rules.controller.fed == [p["val_acc"] for p in record["curve"][1:]]
 
 
 @pytest.mark.parametrize("task", list(TASKS))

@@ -4,6 +4,7 @@ The PDF and browser checks need poppler-utils (pdfinfo, pdftoppm) and Debian's c
 skip when those are missing, except under CI (REPORT_TOOLS_REQUIRED=1), where they must run.
 """
 
+import ast
 import json
 import math
 import os
@@ -18,7 +19,9 @@ import pandas as pd
 import pytest
 
 import make_report_fixture
-from report import budgets, findings, stats, tables, verdicts
+from benchmark.catalogue.schedules import Budget, sequences
+from benchmark.engines.semantics import sequence_digest
+from report import budgets, findings, identical, stats, tables, verdicts
 from report.__main__ import PREVIEW, main
 from report.build import build, tables_of
 from report.load import SkippedRecord, load, load_perf
@@ -36,7 +39,6 @@ SECTIONS = (
     "across-section",
     "curves-section",
     "sensitivity-section",
-    "gallery-section",
     "methods",
     "reproducibility",
     "cite",
@@ -90,8 +92,8 @@ def budget_report(tmp_path_factory):
 
 
 IMAGES = {  # figures in each report
-    "report": 1 + 3 + 1 + 1 + 1 + 1,  # gallery, curves x3 tasks, km, ranks, profiles, lr
-    "budget_report": 1 + 4 + 1 + 1 + 1 + 1 + 1,  # curves x2 tasks x2 budgets, accuracy by budget
+    "report": 3 + 1 + 1 + 1 + 1,  # curves x3 tasks, km, ranks, profiles, lr
+    "budget_report": 4 + 1 + 1 + 1 + 1 + 1,  # curves x2 tasks x2 budgets, accuracy by budget
 }
 
 
@@ -460,6 +462,74 @@ def test_identical_schedules_are_one_hypothesis(tmp_path):
     assert tables_of(load(folder))[1] == {}
 
 
+def test_identical_means_the_recorded_sequences_and_optimizer_too(tmp_path):
+    """Renamed copies of constant's final runs merge with it; one seed's lr digest, or the
+    optimizer class, made different keeps them apart; without digests (schema 2) none merge."""
+    folder = copy_fixture(tmp_path)
+    for path in sorted((folder / "runs").glob("*.json")):
+        record = json.loads(path.read_text())
+        if record["spec"]["schedule"] == "constant" and record["spec"]["phase"] == "final":
+            record["spec"]["schedule"], record["key"] = "plateau", record["key"][::-1]
+            (folder / "runs" / f"{record['key']}.json").write_text(json.dumps(record))
+    tasks = ("mnist_logreg", "mnist_mlp_adam", "smnist_gru")
+    merged = {t: [["constant", "plateau"]] for t in tasks}
+    assert tables_of(load(folder))[1] == merged
+
+    def edit(change):
+        def apply(record):
+            return change(record) if record["spec"]["schedule"] == "plateau" else record
+
+        edit_records(folder, apply)
+
+    def cut(record):  # a plateau run that cut its lr on seed 3: another sequence
+        if record["spec"]["seed"] == 3 and record["spec"]["task"] == "mnist_logreg":
+            record["digests"]["lr"] = "0" * 16
+        return record
+
+    edit(cut)
+    assert tables_of(load(folder))[1] == {t: g for t, g in merged.items() if t != "mnist_logreg"}
+
+    def other_class(record):
+        if record["spec"]["task"] == "mnist_mlp_adam":
+            record["optimizer"]["class"] = "AdamWScheduleFree"
+        return record
+
+    edit(other_class)
+    assert tables_of(load(folder))[1] == {"smnist_gru": merged["smnist_gru"]}
+
+    def schema_2(record):
+        del record["digests"]
+        return record | {"schema": 2}
+
+    edit_records(folder, schema_2)
+    results, found, _, _ = tables_of(load(folder))
+    assert found == {}
+    assert identical.undigested(results.final) == len(results.final)
+
+
+RECORD_LAYER = {"benchmark.records.record", "benchmark.records.tidy", "benchmark.records.metrics"}
+PACKAGES = ("benchmark", "benchmark.records")  # from these, ``import x`` names a module
+
+
+def test_report_imports_only_the_record_layer_of_benchmark():
+    """No registry, no schedule code, no engine: of benchmark, report/ reads records only."""
+    imported = {}
+    for path in sorted((TESTS.parent / "report").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module in PACKAGES:
+                names = {f"{node.module}.{a.name}" for a in node.names}  # modules imported
+            elif isinstance(node, ast.ImportFrom):
+                names = {node.module}
+            else:
+                continue
+            mine = {n for n in names if n.split(".")[0] == "benchmark"}
+            imported |= dict.fromkeys(mine, path.name)
+    assert set(imported) <= RECORD_LAYER, imported
+    assert imported  # the scan sees report/load.py's imports
+
+
 def test_margin_comes_from_sweep_json(tmp_path, capsys):
     folder = copy_fixture(tmp_path)
     sweep = json.loads((folder / "sweep.json").read_text())
@@ -577,6 +647,7 @@ def test_kinds_come_from_the_records_old_and_new(report, tmp_path):
         if record["spec"]["task"] == "smnist_gru":
             record["schema"] = 1
             del record["task"], record["optimizer"]["name"], record["optimizer"]["family"]
+            del record["digests"]
         return record
 
     edit_records(folder, change)
@@ -586,7 +657,10 @@ def test_kinds_come_from_the_records_old_and_new(report, tmp_path):
                      "smnist_gru": None}  # fmt: skip
     assert any(g.startswith("graph with SGD (mnist_logreg; one task") for g in context["guidance"])
     assert context["guidance"][-1] == "Kind not in the records (schema 1): smnist_gru."
-    assert "<b>smnist_gru</b> (kind unknown)" in html(context)
+    page = html(context)
+    assert "<b>smnist_gru</b> (kind unknown)" in page
+    assert "32 of 96 final runs come from records of schema 2 or older" in page  # smnist_gru
+    assert "32 final runs come from records of schema 2 or older" in page  # methods
     same = {name: table.id for name, table in report[1]["tables"].items()}
     assert {name: table.id for name, table in context["tables"].items()} == same
 
@@ -622,8 +696,8 @@ def test_budget_section_answers_per_budget(budget_report):
     assert set(ttt[ttt.target == 0.835].epochs) == {1, 3}  # the added target, at every budget
     text = paths["html"].read_text()
     assert "<h2>2. Which schedule at which budget</h2>" in text
-    assert "<h2>11. How to cite</h2>" in text
-    assert "rules in §9" in text
+    assert "<h2>10. How to cite</h2>" in text
+    assert "rules in §8" in text
     assert context["meta"]["tasks"] == ["fmnist_mlp", "mnist_logreg"]
 
 
@@ -649,6 +723,15 @@ def test_each_budget_gets_the_verdicts_of_its_runs_alone(budget_report, tmp_path
         assert per_budget.p_best.to_dict() == paired.p_best.to_dict()
 
 
+def applied_lr_digest(record: dict) -> str:
+    """The digest of the lr a run of ``record``'s spec applies over its updates (no controller)."""
+    spec, budget = record["spec"], record["budget"]
+    total, done = budget["total_steps"], budget["steps_done"]
+    lr = sequences(spec["schedule"], spec["lr"], Budget(total, budget["steps_per_epoch"]),
+                   spec["schedule_params"]).lr  # fmt: skip
+    return sequence_digest(lr[:done])
+
+
 def test_identical_schedules_are_merged_per_budget(tmp_path):
     """A "step" that decays after 2 epochs is "constant" within 1 epoch, not within 3."""
     folder = copy_fixture(tmp_path, BUDGETS)
@@ -657,6 +740,7 @@ def test_identical_schedules_are_merged_per_budget(tmp_path):
         if record["spec"]["schedule"] == "constant" and record["spec"]["phase"] == "final":
             record["spec"] |= {"schedule": "step", "schedule_params": {"step_size": 2}}
             record["key"] = record["key"][::-1]
+            record["digests"]["lr"] = applied_lr_digest(record)  # as the engine records it
             (folder / "runs" / f"{record['key']}.json").write_text(json.dumps(record))
     _, merged, cited, _ = tables_of(load(folder))
     assert merged == {

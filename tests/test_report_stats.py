@@ -226,10 +226,10 @@ def test_logrank_matches_lifelines(quick):
 
     def sample(schedule):
         runs = g[g.schedule == schedule]
-        hit = runs["reached_0.785"].fillna(False).to_numpy(dtype=bool)
-        return runs["ttt_0.785_epoch"].to_numpy(dtype=float), hit, runs.epochs.to_numpy(float)
+        hit = runs["reached_0.78"].fillna(False).to_numpy(dtype=bool)
+        return runs["ttt_0.78_epoch"].to_numpy(dtype=float), hit, runs.epochs.to_numpy(float)
 
-    for a, b in (("cosine", "wsd"), ("exponential", "schedule_free"), ("cosine", "cyclic")):
+    for a, b in (("cosine", "wsd"), ("exponential", "schedule_free"), ("step", "cosine")):
         z, p = compare.logrank(sample(a), sample(b))
         (ta, ha, ea), (tb, hb, eb) = sample(a), sample(b)
         ref = logrank_test(np.where(ha, ta, ea), np.where(hb, tb, eb), ha, hb)
@@ -238,15 +238,12 @@ def test_logrank_matches_lifelines(quick):
         assert z < 0  # each is slower than the second
 
 
-def test_identical_schedules_are_found_in_the_quick_results(quick):
-    """At one epoch step, multi-step and exponential never decay (their first drop lies beyond
-    the budget), so they are constant; at three, step and multi-step drop at the same steps."""
-    _, groups = quick
-    one = [["constant", "step", "multistep", "exponential"], ["polynomial", "linear"]]
-    three = [["polynomial", "linear"], ["step", "multistep"]]
-    assert groups == {f"{task}, {budget}": same
-                      for task in ("fmnist_mlp", "mnist_logreg")
-                      for budget, same in (("1 epoch", one), ("3 epochs", three))}  # fmt: skip
+def test_the_quick_results_have_no_digests_so_nothing_is_merged(quick):
+    """The committed quick records are schema 2: they do not say which sequences their runs
+    applied, so no schedule is merged (step = multistep at 3 epochs stays two hypotheses)."""
+    results, groups = quick
+    assert groups == {}
+    assert identical.undigested(results.final) == len(results.final) == 680
 
 
 def test_performance_profile_by_hand():

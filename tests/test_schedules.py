@@ -25,8 +25,8 @@ from benchmark.catalogue.plateau import Plateau
 from benchmark.catalogue.schedules import (
     SCHEDULES,
     Budget,
-    plateau_controller,
-    schedule_free_kwargs,
+    controller,
+    optimizer_kwargs,
     sequences,
 )
 from benchmark.cli import main
@@ -257,7 +257,7 @@ def test_schedule_free_matches_the_optimizers_own_warmup():
     budget = Budget(40, 10)
     param = torch.zeros(1, requires_grad=True)
     param.grad = torch.zeros(1)
-    kwargs = schedule_free_kwargs(budget, {"warmup_steps": 8})
+    kwargs = optimizer_kwargs("schedule_free", budget, {"warmup_steps": 8})
     optimizer = schedulefree.SGDScheduleFree([param], lr=LR, **kwargs)
     optimizer.train()
     applied = []
@@ -266,7 +266,8 @@ def test_schedule_free_matches_the_optimizers_own_warmup():
         applied.append(optimizer.param_groups[0]["scheduled_lr"])
     ours = sequences("schedule_free", LR, budget, {"warmup_steps": 8}).lr
     np.testing.assert_allclose(ours, applied, rtol=RTOL, atol=0)
-    assert schedule_free_kwargs(budget) == {"warmup_steps": 2}  # round(0.05 * 40)
+    assert optimizer_kwargs("schedule_free", budget) == {"warmup_steps": 2}  # round(0.05 * 40)
+    assert optimizer_kwargs("cosine", budget) is None  # keeps the task's optimizer
 
 
 # ------------------------------------------------------------------- schedules without torch class
@@ -490,10 +491,12 @@ def test_plateau_state_dict_resumes_exactly():
 
 def test_plateau_controller_defaults_follow_the_budget():
     budget = Budget.from_epochs(10, 50, evals_per_epoch=4)
-    controller = plateau_controller(LR, budget)
-    assert controller.patience == 4  # a tenth of 40 evaluations
-    assert plateau_controller(LR, budget, {"patience": 2, "mode": "max"}).mode == "max"
+    plateau = controller("plateau", LR, budget)
+    assert plateau.patience == 4  # a tenth of 40 evaluations
+    assert plateau.metric == "val_loss"
+    assert controller("plateau", LR, budget, {"patience": 2, "mode": "max"}).metric == "val_acc"
     assert np.all(sequences("plateau", LR, budget).lr == LR)  # before any cut
+    assert controller("cosine", LR, budget) is None  # closed form: no controller
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -698,6 +701,12 @@ def test_cli_plot_writes_a_png(capsys, tmp_path):
     assert (tmp_path / "cyclic.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_cli_gallery_writes_every_schedule_to_a_png(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "--gallery", str(tmp_path / "all.png"))
+    assert (code, out) == (0, f"gallery: {tmp_path / 'all.png'}\n")
+    assert (tmp_path / "all.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_cli_user_schedule(capsys, examples_importable):
     code, out, _ = run_cli(capsys, "examples.user_schedule:cosine_to_tenth", "--epochs", "2")
     assert code == 0
@@ -737,6 +746,7 @@ def test_cli_set_takes_a_bare_word_as_text(capsys):
             "error: --plot /no/such/folder/x.png: expected",
         ),
         (["step", "--plot", "x.jpg"], "error: --plot x.jpg: expected FILE.png"),
+        (["--gallery", "x.svg"], "error: --gallery x.svg: expected FILE.png"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(capsys, argv, message):

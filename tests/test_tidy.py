@@ -100,7 +100,8 @@ def test_runs_frame_rows_and_columns(records):
                   f"reached_{t}")
     ]  # fmt: skip
     head = ["key", *SPEC_COLUMNS, "schedule_params", "optimizer_params", "task_kind"]
-    head += ["optimizer_family", "status", "diverged_at_step", "stopped_early_at_step"]
+    head += ["optimizer_family", "optimizer_class", "lr_digest", "momentum_digest"]
+    head += ["status", "diverged_at_step", "stopped_early_at_step"]
     head += ["steps_done", "total_steps", "test_examples"]
     assert list(frame.columns) == [*head, *METRICS, *ttt, *TAIL]
     assert list(frame["key"]) == ["d", "c", "b", "a", "e"]
@@ -118,6 +119,21 @@ def test_runs_frame_reads_task_kind_and_optimizer_family_from_schema_2(records):
     assert (frame.loc["f", "task_kind"], frame.loc["f", "optimizer_family"]) == ("MLP", "sgd")
     assert frame.drop(index="f")[["task_kind", "optimizer_family"]].isna().all().all()
     assert frame.test_examples.tolist() == [100] * 6
+
+
+def test_runs_frame_reads_the_digests_of_schema_3(records):
+    """Schemas 1 and 2 lack them (empty cells); a schedule that leaves momentum alone has none."""
+    newer = make_record("f", "mnist_mlp", "onecycle", 0.1, 3) | {"schema": 3}
+    newer["digests"] = {"lr": "0123456789abcdef", "momentum": "fedcba9876543210"}
+    plain = make_record("g", "mnist_mlp", "cosine", 0.1, 3) | {"schema": 3}
+    plain["digests"] = {"lr": "00112233445566ff", "momentum": None}
+    frame = tidy.runs_frame([*records, newer, plain]).set_index("key")
+    digests = frame[["lr_digest", "momentum_digest"]]
+    assert digests.loc["f"].tolist() == ["0123456789abcdef", "fedcba9876543210"]
+    assert digests.loc["g", "lr_digest"] == "00112233445566ff"
+    assert digests.drop(index="f").momentum_digest.isna().all()
+    assert digests.drop(index=["f", "g"]).lr_digest.isna().all()
+    assert (frame.optimizer_class == "SGD").all()
 
 
 def test_runs_frame_copies_values_exactly(records):

@@ -18,7 +18,13 @@ from benchmark.catalogue.schedules import SCHEDULES, Plateau, sequences
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import TASKS, markdown_table
 from benchmark.cli import main
-from benchmark.engines.semantics import build_model, evaluation_steps, samples_seen, seeds
+from benchmark.engines.semantics import (
+    build_model,
+    evaluation_steps,
+    samples_seen,
+    seeds,
+    sequence_digest,
+)
 from benchmark.engines.single import SingleRun, train
 from benchmark.records import record as records
 from benchmark.records.metrics import time_to_target
@@ -74,7 +80,7 @@ def test_record_matches_schema(digit_tasks, tmp_path):
     fields = record_fields(reached) - {"time_to_target.<target>.val_acc"}
     fields -= {f"time_to_target.<target>.{k}" for k in ("lr", "train_loss", "val_loss")}
     assert fields == schema_fields()
-    assert record["schema"] == 2
+    assert record["schema"] == 3
     assert record["key"] == RunSpec(**record["spec"]).key
     records.write(tmp_path / "r.json", record)  # JSON without NaN
     assert records.read(tmp_path / "r.json") == json.loads(json.dumps(record))
@@ -167,6 +173,59 @@ def test_plateau_cuts_the_lr_when_dev_loss_stalls(digit_tasks):
     assert lrs == sorted(lrs, reverse=True)
     assert lrs[-1] <= lrs[0] * 0.5**3
     assert set(np.round(np.log2(np.array(lrs) / lrs[0]), 9)) <= {0.0, -1.0, -2.0, -3.0, -4.0, -5.0}
+
+
+def applied(single: SingleRun, key: str) -> list[float]:
+    """Train ``single``; the ``key`` of its optimizer's first group at every update."""
+    seen, step = [], single.opt.step
+
+    def spy(*args, **kwargs):
+        value = single.opt.param_groups[0][key]
+        seen.append(value[0] if key == "betas" else value)
+        return step(*args, **kwargs)
+
+    single.opt.step = spy
+    single.record_ = single.run()
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("schedule", "params", "fields"),
+    [
+        ("plateau", {"patience": 0, "threshold": 0.5}, {"epochs": 3, "evals_per_epoch": 4}),
+        ("onecycle", {}, {}),
+        ("cosine", {}, {"early_stopping": 1, "epochs": 4, "evals_per_epoch": 4}),
+        ("constant", {}, {"lr": 1e38}),  # diverges: the updates made, not the budget
+    ],
+)
+def test_digests_are_of_what_the_optimizer_applied(digit_tasks, schedule, params, fields):
+    single = run("mnist_mlp", schedule, splits=digit_tasks, schedule_params=params, **fields)
+    lrs = applied(single, "lr")
+    record = single.record_
+    assert len(lrs) == record["budget"]["steps_done"]
+    assert record["digests"]["lr"] == sequence_digest(lrs)
+    spec = RunSpec(**record["spec"])
+    momentum = sequences(schedule, spec.lr, spec.budget(), params).momentum
+    if momentum is None:
+        assert record["digests"]["momentum"] is None
+    else:  # cycled: what the optimizer's momentum was at each update
+        assert record["digests"]["momentum"] == sequence_digest(momentum[: len(lrs)])
+    if schedule == "plateau":
+        assert len(set(lrs)) > 1  # it cut
+    if schedule in ("cosine", "constant"):
+        assert len(lrs) < spec.budget().total_steps  # stopped early, or diverged
+
+
+def test_identical_sequences_have_equal_digests(digit_tasks):
+    """A plateau that never cuts and a step that never comes within the budget are constant."""
+    digest = {}
+    for name, schedule, params in [
+        ("constant", "constant", {}), ("plateau", "plateau", {"patience": 100}),
+        ("late step", "step", {"step_size": 1000}), ("step", "step", {"step_size": 1}),
+    ]:  # fmt: skip
+        record = run(schedule=schedule, splits=digit_tasks, schedule_params=params).run()
+        digest[name] = record["digests"]["lr"]
+    assert digest["constant"] == digest["plateau"] == digest["late step"] != digest["step"]
 
 
 @pytest.mark.parametrize(("mode", "metric"), [("min", "val_loss"), ("max", "val_acc")])

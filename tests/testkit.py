@@ -141,6 +141,7 @@ def assert_equivalent(single: dict, batched: dict, engine: str) -> None:
         assert batched[field] == single[field], (what, field)
     assert batched["budget"] == single["budget"], what
     assert batched["optimizer"] == single["optimizer"], what
+    assert batched["digests"] == single["digests"], what  # the same lr and momentum applied
     for a, b in zip(single["curve"], batched["curve"], strict=True):
         assert (a["step"], a["samples"], a["lr"]) == (b["step"], b["samples"], b["lr"]), what
         assert a["val_acc"] == b["val_acc"], (what, a["step"])

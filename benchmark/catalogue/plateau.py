@@ -4,7 +4,7 @@ The engine calls ``step(dev_loss)`` after each evaluation and uses the lr it ret
 next optimizer step on. The decisions are those of ``torch.optim.lr_scheduler.ReduceLROnPlateau``
 for one parameter group (tests/test_schedules.py compares them), in plain Python: no torch here.
 The ``plateau`` schedule (in ``schedules_pytorch``) builds it; the engine gets it from
-``plateau_controller``.
+``controller``.
 """
 
 import math
@@ -50,6 +50,11 @@ class Plateau:
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_evals = 0  # evaluations since the last improvement
         self.cooldown_left = 0  # evaluations before bad ones count again
+
+    @property
+    def metric(self) -> str:
+        """The curve point's field it is fed: the dev loss (mode min) or accuracy (max)."""
+        return "val_loss" if self.mode == "min" else "val_acc"
 
     def step(self, metric: float) -> float:
         """Record one evaluation's metric; return the lr for the optimizer steps that follow."""

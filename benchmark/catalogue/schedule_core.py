@@ -1,10 +1,11 @@
 """The schedule machinery; the schedules are in ``schedules_pytorch`` and ``schedules_beyond``.
 
-Here: ``Budget`` and ``Sequences``; the ``SCHEDULES`` registry, its entries (``Schedule``) and
-its decorator ``schedule``; ``get_schedule``, ``sequences``, ``plateau_controller`` and
-``schedule_free_kwargs``; value checks (``_need_count``, ``_need_momentum``; parameter types are
-checked by ``params``); user ``module:function`` schedules; and the warmup helpers the schedules
-share (``WARMUP_FRAC``, ``START_FACTOR``, ``_warmup_steps``, ``_warmup``).
+Here: ``Budget`` and ``Sequences``; the ``SCHEDULES`` registry, its entries (``Schedule``) and its
+decorator ``schedule``; ``get_schedule``, ``sequences``, and what an entry declares beyond its
+sequence: ``controller`` (a stateful schedule's, fed at every evaluation) and ``optimizer_kwargs``
+(a schedule that replaces the optimizer); value checks (``_need_count``, ``_need_momentum``;
+parameter types are checked by ``params``); user ``module:function`` schedules; and the warmup
+helpers the schedules share (``WARMUP_FRAC``, ``START_FACTOR``, ``_warmup_steps``, ``_warmup``).
 Plain Python and NumPy, no torch.
 """
 
@@ -13,15 +14,23 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from benchmark.catalogue.errors import InputError, unknown_name
 from benchmark.catalogue.params import check, fits, keyword_params, need
 
-if TYPE_CHECKING:  # plateau.py imports _need from here
-    from benchmark.catalogue.plateau import Plateau
+
+class Controller(Protocol):
+    """A stateful schedule's state: ``lr`` now, and ``step(value)`` after each evaluation with
+    the value of the curve point's field ``metric`` (``val_loss`` or ``val_acc``)."""
+
+    lr: float
+    metric: str
+
+    def step(self, value: float) -> float: ...
+
 
 # 5% of the run: Goyal et al. 2017 warm up 5 of 90 epochs; shared so warmups compare like for like
 WARMUP_FRAC = 0.05
@@ -33,7 +42,8 @@ START_FACTOR = 0.01
 class Budget:
     """A run's length: ``total_steps`` optimizer updates, ``steps_per_epoch`` of them an epoch.
 
-    The last epoch may be partial. ``evals_per_epoch`` is how often the plateau controller steps.
+    The last epoch may be partial. ``evals_per_epoch`` is how often a stateful schedule's
+    controller steps.
     """
 
     total_steps: int
@@ -72,13 +82,17 @@ class Sequences(NamedTuple):
 
 @dataclass(frozen=True)
 class Schedule:
-    """A registry entry: the function, and how its ``None`` defaults follow from the budget."""
+    """A registry entry: the function, how its ``None`` defaults follow from the budget, and
+    what it declares beyond a closed-form sequence (each engine reads these, never a name)."""
 
     name: str
     fn: Callable[..., Any]
     auto: dict[str, str] = field(default_factory=dict)
-    stateful: bool = False  # plateau: the engine steps a controller after each evaluation
-    optimizer: str | None = None  # schedule_free: the package whose optimizers replace torch's
+    # fn returns a Controller (its lr before any cut), which the engine feeds at evaluations
+    stateful: bool = False
+    # replaces the optimizer: the optimizer's schedule-free twin trains, built with the
+    # arguments this returns for (budget, **params); the schedule's lr is the one it applies
+    replaces_optimizer: Callable[..., dict] | None = None
 
     @property
     def summary(self) -> str:
@@ -92,11 +106,17 @@ class Schedule:
 SCHEDULES: dict[str, Schedule] = {}
 
 
-def schedule(name: str, *, stateful: bool = False, optimizer: str | None = None, **auto: str):
+def schedule(
+    name: str,
+    *,
+    stateful: bool = False,
+    replaces_optimizer: Callable[..., dict] | None = None,
+    **auto: str,
+):
     """Register ``fn(t, lr, budget, **params)`` as ``name``; ``auto`` explains None defaults."""
 
     def register(fn):
-        SCHEDULES[name] = Schedule(name, fn, auto, stateful, optimizer)
+        SCHEDULES[name] = Schedule(name, fn, auto, stateful, replaces_optimizer)
         return fn
 
     return register
@@ -114,7 +134,7 @@ def get_schedule(name: str) -> Schedule:
 def sequences(name: str, lr: float, budget: Budget, params: Mapping | None = None) -> Sequences:
     """The lr (and momentum) of every optimizer step of a run, as float64 arrays.
 
-    For ``plateau`` this is the lr before any cut: the engine follows ``plateau_controller``.
+    For a stateful schedule this is the lr before any cut: the engine follows its ``controller``.
     """
     entry = get_schedule(name)
     out = _build(entry, lr, budget, params)
@@ -124,17 +144,22 @@ def sequences(name: str, lr: float, budget: Budget, params: Mapping | None = Non
     return Sequences(np.asarray(lrs, np.float64), momentum)
 
 
-def plateau_controller(lr: float, budget: Budget, params: Mapping | None = None) -> "Plateau":
-    """The ``plateau`` schedule's controller: ``step(dev_loss)`` after each evaluation."""
-    return _build(SCHEDULES["plateau"], lr, budget, params)
+def controller(
+    name: str, lr: float, budget: Budget, params: Mapping | None = None
+) -> Controller | None:
+    """A fresh controller of the stateful schedule ``name`` (its own); None when it has none."""
+    entry = get_schedule(name)
+    return _build(entry, lr, budget, params) if entry.stateful else None
 
 
-def schedule_free_kwargs(budget: Budget, params: Mapping | None = None) -> dict[str, int]:
-    """Arguments besides lr for schedulefree.SGDScheduleFree / AdamWScheduleFree."""
-    _build(SCHEDULES["schedule_free"], 1.0, budget, params)  # checks the parameters
-    params = params or {}
-    warmup = params.get("warmup_steps"), params.get("warmup_frac", WARMUP_FRAC)
-    return {"warmup_steps": _warmup_steps(budget, *warmup)}
+def optimizer_kwargs(name: str, budget: Budget, params: Mapping | None = None) -> dict | None:
+    """The arguments besides lr of the optimizer that schedule ``name`` trains with instead of
+    torch's; None when it does not replace the optimizer."""
+    entry = get_schedule(name)
+    if entry.replaces_optimizer is None:
+        return None
+    _build(entry, 1.0, budget, params)  # checks the parameters
+    return entry.replaces_optimizer(budget, **check(entry.params, params or {}))
 
 
 def _build(entry: Schedule, lr: float, budget: Budget, params: Mapping | None):

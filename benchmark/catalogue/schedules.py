@@ -5,9 +5,12 @@ A schedule is ``fn(t, lr, budget, **params)``: for an integer array ``t`` of opt
 ``(lr, momentum)`` when it cycles momentum; ``lr`` is the run's peak learning rate. Schedules
 with a PyTorch counterpart keep its parameter names and units and give exactly its sequence
 (tests/test_schedules.py). A parameter defaulting to ``None`` follows from the budget, as the
-decorator's keywords say. ``plateau`` is the one stateful exception: see ``plateau_controller``.
+decorator's keywords say. An entry declares what it is beyond a sequence: ``stateful`` (its
+function returns a ``Controller`` the engine feeds at each evaluation, like ``plateau``'s) or
+``replaces_optimizer`` (like ``schedule_free``); the engines read these, never a name.
 
-Plain Python and NumPy, no torch. The modules behind this one:
+Plain Python and NumPy, no torch: ``schedule --list`` and the gallery answer at once. The modules
+behind this one:
 
 - ``schedule_core``: ``Budget``, ``Sequences``, the registry and its ``schedule`` decorator,
   parameter checking, user ``module:function`` schedules, the shared warmup helpers.
@@ -29,12 +32,13 @@ from benchmark.catalogue.schedule_core import (
     START_FACTOR,
     WARMUP_FRAC,
     Budget,
+    Controller,
     Schedule,
     Sequences,
+    controller,
     get_schedule,
-    plateau_controller,
+    optimizer_kwargs,
     schedule,
-    schedule_free_kwargs,
     sequences,
 )
 
@@ -47,12 +51,13 @@ __all__ = [
     "START_FACTOR",
     "WARMUP_FRAC",
     "Budget",
+    "Controller",
     "Plateau",
     "Schedule",
     "Sequences",
+    "controller",
     "get_schedule",
-    "plateau_controller",
+    "optimizer_kwargs",
     "schedule",
-    "schedule_free_kwargs",
     "sequences",
 ]

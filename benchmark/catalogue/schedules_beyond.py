@@ -141,8 +141,15 @@ def rsqrt(
     )
 
 
+def _schedule_free_kwargs(budget, *, warmup_steps=None, warmup_frac=WARMUP_FRAC) -> dict:
+    """schedulefree.SGDScheduleFree / AdamWScheduleFree's arguments besides lr."""
+    return {"warmup_steps": _warmup_steps(budget, warmup_steps, warmup_frac)}
+
+
 @schedule(
-    "schedule_free", optimizer="schedulefree", warmup_steps="round(warmup_frac * total steps)"
+    "schedule_free",
+    replaces_optimizer=_schedule_free_kwargs,
+    warmup_steps="round(warmup_frac * total steps)",
 )
 def schedule_free(
     t, lr, budget, *, warmup_steps: int | None = None, warmup_frac: float = WARMUP_FRAC
@@ -150,7 +157,7 @@ def schedule_free(
     """Schedule-free SGD / AdamW: constant lr after the optimizer's own warmup.
 
     An optimizer family, not a schedule: the engine builds schedulefree.SGDScheduleFree or
-    AdamWScheduleFree with ``schedule_free_kwargs`` and evaluates the averaged weights
+    AdamWScheduleFree with ``optimizer_kwargs`` and evaluates the averaged weights
     (``optimizer.eval()``). This is the lr it applies, lr * min(1, (t + 1) / w). Source: Defazio
     et al. 2024 (arXiv:2405.15682), SGDScheduleFree.step in the schedulefree package.
     """

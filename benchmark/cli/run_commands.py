@@ -60,10 +60,19 @@ def schedule_command(parser: argparse.ArgumentParser) -> Run:
         help="print step,epoch,lr[,momentum]: row k holds the values of the k-th update (from 0)",
     )
     parser.add_argument("--plot", metavar="FILE.png", help="write a plot of the lr to FILE.png")
+    parser.add_argument(
+        "--gallery",
+        metavar="FILE.png",
+        help="write every schedule at its defaults (lr 0.1, 10 epochs of 100 steps) to FILE.png",
+    )
 
     def run(args: argparse.Namespace) -> None:
         from benchmark.tools import gallery
 
+        if gallery_png := output_file("--gallery", args.gallery, ".png"):
+            gallery.gallery_figure().savefig(gallery_png)
+            print(f"gallery: {gallery_png}")
+            return
         if args.list or args.name is None:
             print(gallery.listing())
             return

@@ -9,12 +9,12 @@ vectorised optimizer step (``vectorised.py``) whose per-run lr, momentum and
 settings are columns. Each run keeps its own data order: runs are sorted by seed, each seed's
 batch is gathered once from the device-resident split and read by all its runs.
 
-Per run, as in the single engine: the plateau controller is fed at every evaluation and its
-cut applies from the next update; a run whose training loss was not finite is found at the
-next evaluation and ends there, ``diverged`` at the same step; early stopping ends a run
-after its patience. A run that ends keeps being computed (its rows are independent of the
-others) but its record is taken from that evaluation: its curve, its test metrics. Nothing
-inside the step loop waits for the device: losses stay there until the next evaluation.
+Per run, as in the single engine: a stateful schedule's controller is fed at every evaluation
+(``Rules.evaluated``) and its cut applies from the next update; a run whose training loss was not
+finite is found at the next evaluation and ends there, ``diverged`` at the same step; early stopping
+ends a run after its patience. A run that ends keeps being computed (its rows are independent of the
+others) but its record is taken from that evaluation: its curve, its test metrics. Nothing inside
+the step loop waits for the device: losses stay there until the next evaluation.
 Training time is the group's, divided by R (``timing.group_train_s`` keeps the total).
 
 The runs are split into chunks that fit the device's memory (``chunk_size``); an
@@ -299,6 +299,7 @@ class GroupRun:
         val_loss, val_acc = val_loss.double().cpu().numpy(), val_acc.cpu().numpy()
         self.eval_s += sync(self.device) - t0
         ending, cut = [], False
+        last = min(self.step, len(self.lr) - 1)  # the next update's row (the last at the end)
         for i, rules in enumerate(self.rules):
             if i in self.ended:
                 continue
@@ -311,8 +312,8 @@ class GroupRun:
             self.curves[i].append(point)
             if len(losses) and rules.evaluated(losses[:, i], point):
                 ending.append(i)
-            elif rules.plateau and rules.plateau.lr != self.lr[min(self.step, len(self.lr) - 1), i]:
-                self.lr[self.step :, i], cut = rules.plateau.lr, True
+            elif rules.controller and rules.lr_at(last) != self.lr[last, i]:  # a cut: refresh
+                self.lr[self.step :, i], cut = rules.lr[self.step :], True
         if cut:
             self.refresh()
         self.end(ending)
@@ -345,7 +346,8 @@ class GroupRun:
             budget=budget_record(self.budget, ended["steps_done"], self.data),
             test=ended["test"], curve=self.curves[i],
             time_to_target=time_to_target(self.curves[i], self.task.targets),
-            optimizer=optimizer_record(spec, rules), engine="batched", timing=timing,
+            digests=rules.digests(ended["steps_done"]), optimizer=optimizer_record(spec, rules),
+            engine="batched", timing=timing,
             provenance=provenance(self.device),
         )  # fmt: skip
 

@@ -11,14 +11,17 @@ does (DESIGN.md, "Engines share one semantics"):
   generator (on the CPU), cut into consecutive batches (``batch_rows``); the last batch of an
   epoch holds the remainder, so an epoch is one pass. Step k is batch ``k % steps_per_epoch``.
 - ``evaluation_steps``: dev evaluation at step 0 and ``evals_per_epoch`` times per epoch.
-- ``Rules``: the lr and the momentum (or beta1) of every step, the plateau controller fed at
-  evaluations, and the stop rules: divergence, found at the next evaluation (the run stops
-  there with ``diverged_at_step``, the first update whose loss was not finite), and early
-  stopping after ``early_stopping`` evaluations without a better dev accuracy.
+- ``Rules``: the lr and the momentum (or beta1) of every step, a stateful schedule's
+  controller fed at evaluations (its cuts written into the lr from the next update on), the
+  digests of what the run applied (``digests``, by ``sequence_digest``), and the stop rules:
+  divergence, found at the next evaluation (the run stops there with ``diverged_at_step``,
+  the first update whose loss was not finite), and early stopping after ``early_stopping``
+  evaluations without a better dev accuracy.
 - ``curve_point``, ``budget_record``, ``task_record``, ``optimizer_record``: the pieces of the
   record (``benchmark.records.record.assemble``); time to target is ``metrics.time_to_target``.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,13 +30,7 @@ from torch import Tensor, nn
 
 from benchmark.catalogue import datasets
 from benchmark.catalogue import optimizers as optim
-from benchmark.catalogue.schedules import (
-    Budget,
-    get_schedule,
-    plateau_controller,
-    schedule_free_kwargs,
-    sequences,
-)
+from benchmark.catalogue.schedules import Budget, controller, optimizer_kwargs, sequences
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import Task, get_task
 from benchmark.data import datasets as data
@@ -132,43 +129,48 @@ class Rules:
     """One run's schedule and stop rules, as both engines apply them.
 
     ``lr[k]`` and ``momentum[k]`` (None: the optimizer's own) are the values set before update
-    k; ``plateau`` runs follow their controller instead, which ``evaluated`` feeds. After each
-    evaluation ``evaluated`` says whether the run ends there (``status``, ``diverged_at``,
-    ``stopped_at`` then tell why).
+    k. A stateful schedule's ``controller`` (declared by its entry) is fed at each evaluation
+    by ``evaluated``, which writes its lr into ``lr`` from the next update on; a schedule that
+    replaces the optimizer sets ``schedule_free`` (its twin trains, warming up over
+    ``warmup_steps`` by itself). After each evaluation ``evaluated`` says whether the run ends
+    there (``status``, ``diverged_at``, ``stopped_at`` then tell why).
     """
 
     def __init__(self, spec: RunSpec, budget: Budget):
-        entry = get_schedule(spec.schedule)
         self.spec, self.budget = spec, budget
         seq = sequences(spec.schedule, spec.lr, budget, spec.schedule_params)
         self.lr, self.momentum = seq.lr, seq.momentum
-        self.plateau = (
-            plateau_controller(spec.lr, budget, spec.schedule_params) if entry.stateful else None
-        )
-        self.schedule_free = entry.optimizer == "schedulefree"
-        self.warmup_steps = (
-            schedule_free_kwargs(budget, spec.schedule_params)["warmup_steps"]
-            if self.schedule_free
-            else 0
-        )
+        self.controller = controller(spec.schedule, spec.lr, budget, spec.schedule_params)
+        twin = optimizer_kwargs(spec.schedule, budget, spec.schedule_params)
+        self.schedule_free = twin is not None
+        self.warmup_steps = twin["warmup_steps"] if twin else 0
         self.status, self.diverged_at, self.stopped_at = "ok", None, None
         self.best, self.since_best = -1.0, 0
 
     def lr_at(self, step: int) -> float:
         """The lr of update ``step`` (for the curve: of the latest update)."""
-        return self.plateau.lr if self.plateau else float(self.lr[step])
+        return float(self.lr[step])
+
+    def digests(self, steps_done: int) -> dict:
+        """The record's ``digests``: of the lr, and of the momentum where the schedule cycles
+        it, of the ``steps_done`` updates the run made (a controller's cuts included)."""
+        momentum = self.momentum
+        return {
+            "lr": sequence_digest(self.lr[:steps_done]),
+            "momentum": None if momentum is None else sequence_digest(momentum[:steps_done]),
+        }
 
     def evaluated(self, losses: np.ndarray, point: dict) -> bool:
         """After the evaluation ``point``: ``losses`` are the training losses of the updates
-        since the previous one. Feeds the plateau controller; True when the run ends here."""
+        since the previous one. Feeds the controller; True when the run ends here."""
         stop = point["step"]
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size or point["val_loss"] is None:  # the last update can break weights
             first = int(bad[0]) if bad.size else len(losses) - 1
             self.status, self.diverged_at = "diverged", stop - len(losses) + first
             return True
-        if self.plateau:  # the dev loss (mode "min") or the dev accuracy ("max")
-            self.plateau.step(point["val_loss" if self.plateau.mode == "min" else "val_acc"])
+        if self.controller:  # its lr applies from the next update on
+            self.lr[stop:] = self.controller.step(point[self.controller.metric])
         if point["val_acc"] > self.best:
             self.best, self.since_best = point["val_acc"], 0
         else:
@@ -178,6 +180,12 @@ class Rules:
             self.stopped_at = stop if stop < self.budget.total_steps else None
             return True
         return False
+
+
+def sequence_digest(values) -> str:
+    """16 hex digits of SHA-256 over ``values`` as little-endian float64: the record's proof
+    that two runs applied the same sequence, bit for bit (the report merges on it)."""
+    return hashlib.sha256(np.asarray(values, "<f8").tobytes()).hexdigest()[:16]
 
 
 def curve_point(

@@ -181,7 +181,8 @@ class SingleRun:
             status=rules.status, diverged_at=rules.diverged_at, stopped_at=rules.stopped_at,
             budget=budget_record(self.budget, self.step, self.data), test=test,
             curve=self.curve, time_to_target=time_to_target(self.curve, self.task.targets),
-            optimizer=optimizer_record(spec, rules), engine="single",
+            digests=rules.digests(self.step), optimizer=optimizer_record(spec, rules),
+            engine="single",
             timing=self.timing | {"group_train_s": self.timing["train_s"], "group_runs": 1},
             provenance=provenance(self.device),
         )  # fmt: skip

@@ -9,7 +9,8 @@ tensors ``[R, n]`` (run r in row r), each with its own state.
 A step has two parts. ``coefficients(lr, momentum)`` turns the runs' lr and momentum (or
 beta1) of every update, ``[T, R]`` float64 arrays, into the per-step numbers its counterpart
 computes in Python floats (bias corrections, schedule-free weights, ...), on the host; the
-engine keeps them on the device and calls it again when a plateau controller cuts an lr.
+engine keeps them on the device and calls it again when a stateful schedule's controller cuts
+an lr.
 ``step(ps, gs, c)`` then updates the parameters in place, with ``c`` the coefficients of this
 update.
 Schedule-free steps also swap the averaged weights in for evaluation (``eval``, ``train``).

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from benchmark.records.atomic import write_atomic
 
-SCHEMA = 2  # 2: task and optimizer family in the record, engine groups in timing
-READABLE = (1, 2)  # schemas report/ still reads (1 lacks `task` and `optimizer.family`)
+SCHEMA = 3  # 3: digests of the applied lr and momentum; 2: task, optimizer family, groups
+READABLE = (1, 2, 3)  # schemas report/ still reads (1 lacks `task`, 1 and 2 lack `digests`)
 FIELDS = (
     "schema", "key", "spec", "task", "status", "diverged_at_step", "stopped_early_at_step",
-    "budget", "metrics", "time_to_target", "curve", "optimizer", "engine", "timing",
+    "budget", "metrics", "time_to_target", "curve", "digests", "optimizer", "engine", "timing",
     "provenance",
 )  # fmt: skip
-ADDED_IN_2 = ("task",)  # the fields a schema-1 record lacks
+ADDED = {"task": 2, "digests": 3}  # top-level fields newer than schema 1: the schema adding it
 
 
 def problem(record, key: str | None = None, schemas=(SCHEMA,)) -> str | None:
@@ -31,8 +31,7 @@ def problem(record, key: str | None = None, schemas=(SCHEMA,)) -> str | None:
     if record.get("schema") not in schemas:
         readable = " or ".join(map(str, schemas))
         return f"schema {record.get('schema')!r}, expected {readable}"
-    needed = FIELDS if record["schema"] == SCHEMA else set(FIELDS) - set(ADDED_IN_2)
-    missing = [f for f in FIELDS if f in needed and f not in record]
+    missing = [f for f in FIELDS if ADDED.get(f, 1) <= record["schema"] and f not in record]
     if missing:
         return f"missing {', '.join(missing)}"
     if key is not None and record["key"] != key:
@@ -52,6 +51,7 @@ def assemble(
     test: dict,
     curve: list[dict],
     time_to_target: dict,
+    digests: dict,
     optimizer: dict,
     engine: str,
     timing: dict,
@@ -61,7 +61,7 @@ def assemble(
 
     ``test``: ``benchmark.records.metrics.classification_metrics`` of the final weights on test;
     ``curve``: the dev evaluations (``semantics.curve_point``); the metrics' dev summary is
-    read off the curve.
+    read off the curve; ``digests``: ``semantics.Rules.digests``.
     """
     return {
         "schema": SCHEMA,
@@ -81,6 +81,7 @@ def assemble(
         },
         "time_to_target": time_to_target,
         "curve": curve,
+        "digests": digests,
         "optimizer": optimizer,
         "engine": engine,
         "timing": timing,

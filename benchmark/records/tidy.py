@@ -13,6 +13,10 @@ runs.csv: one row per run, sorted by phase, task, schedule, lr, seed (then key).
   task_kind, optimizer_family   the task's kind (convex, MLP, CNN, recurrent, ...) and the
                            optimizer's family (SGD, Adam) as the record gives them; empty
                            for schema-1 records, which lack them
+  optimizer_class          the optimizer class that trained (SGD, AdamW, SGDScheduleFree, ...)
+  lr_digest, momentum_digest   the digests of the lr and of a cycled momentum the run applied
+                           (results/SCHEMA.md, `digests`); empty for schema-1 and -2 records,
+                           and momentum_digest where the schedule leaves the momentum alone
   status                   "ok" or "diverged"
   diverged_at_step, stopped_early_at_step   the step it happened at, or empty
   steps_done, total_steps  updates made, and the budget in updates
@@ -53,6 +57,7 @@ from benchmark.records.faults import fault_point
 SPEC = ("task", "schedule", "lr", "seed", "epochs", "batch_size", "optimizer")
 SPEC += ("evals_per_epoch", "phase", "train_size", "eval_size", "early_stopping", "precision")
 HEAD = ("key", *SPEC, "schedule_params", "optimizer_params", "task_kind", "optimizer_family")
+HEAD += ("optimizer_class", "lr_digest", "momentum_digest")
 HEAD += ("status", "diverged_at_step", "stopped_early_at_step", "steps_done", "total_steps")
 HEAD += ("test_examples",)
 TAIL = ("train_s", "eval_s", "engine", "device", "device_type", "git_commit", "git_dirty", "torch")
@@ -66,7 +71,7 @@ INTS |= {"step", "samples"}  # curves.csv
 NULLABLE_INTS = {"train_size", "eval_size", "early_stopping"}
 NULLABLE_INTS |= {"diverged_at_step", "stopped_early_at_step"}
 TEXT = {"key", "task", "schedule", "optimizer", "phase", "precision", "schedule_params"}
-TEXT |= {"task_kind", "optimizer_family"}
+TEXT |= {"task_kind", "optimizer_family", "optimizer_class", "lr_digest", "momentum_digest"}
 TEXT |= {"optimizer_params", "status", "engine", "device", "device_type", "git_commit", "torch"}
 
 
@@ -88,6 +93,9 @@ def _run_row(record: dict) -> dict:
         row[name] = json.dumps(spec[name], sort_keys=True, separators=(",", ":"))
     row["task_kind"] = record.get("task", {}).get("kind")  # schema 1: absent
     row["optimizer_family"] = record["optimizer"].get("family")
+    row["optimizer_class"] = record["optimizer"]["class"]
+    digests = record.get("digests", {})  # schemas 1 and 2: absent
+    row |= {f"{k}_digest": digests.get(k) for k in ("lr", "momentum")}
     row |= {k: record[k] for k in ("status", "diverged_at_step", "stopped_early_at_step")}
     row |= {k: budget[k] for k in ("steps_done", "total_steps", "test_examples")}
     for name, value in record["metrics"].items():

@@ -1,7 +1,7 @@
 """Show the schedules: the ``schedule --list`` text, one schedule's plot, and the gallery figure.
 
-Figures are ``matplotlib.figure.Figure`` objects (no pyplot, no global backend state), so the
-report can reuse ``gallery_figure`` next to its own figures.
+Figures are ``matplotlib.figure.Figure`` objects (no pyplot, no global backend state). The
+report does not draw schedules (it runs no schedule code): ``schedule --gallery`` does.
 """
 
 from typing import TYPE_CHECKING
