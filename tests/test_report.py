@@ -4,7 +4,6 @@ The PDF and browser checks need poppler-utils (pdfinfo, pdftoppm) and Debian's c
 skip when those are missing, except under CI (REPORT_TOOLS_REQUIRED=1), where they must run.
 """
 
-import ast
 import json
 import math
 import os
@@ -505,29 +504,6 @@ def test_identical_means_the_recorded_sequences_and_optimizer_too(tmp_path):
     results, found, _, _ = tables_of(load(folder))
     assert found == {}
     assert identical.undigested(results.final) == len(results.final)
-
-
-RECORD_LAYER = {"benchmark.records.record", "benchmark.records.tidy", "benchmark.records.metrics"}
-PACKAGES = ("benchmark", "benchmark.records")  # from these, ``import x`` names a module
-
-
-def test_report_imports_only_the_record_layer_of_benchmark():
-    """No registry, no schedule code, no engine: of benchmark, report/ reads records only."""
-    imported = {}
-    for path in sorted((TESTS.parent / "report").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module in PACKAGES:
-                names = {f"{node.module}.{a.name}" for a in node.names}  # modules imported
-            elif isinstance(node, ast.ImportFrom):
-                names = {node.module}
-            else:
-                continue
-            mine = {n for n in names if n.split(".")[0] == "benchmark"}
-            imported |= dict.fromkeys(mine, path.name)
-    assert set(imported) <= RECORD_LAYER, imported
-    assert imported  # the scan sees report/load.py's imports
 
 
 def test_margin_comes_from_sweep_json(tmp_path, capsys):
