@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from benchmark.catalogue import optimizers as optim
+from benchmark.catalogue.params import load_named
 from benchmark.engines.vectorised import STEPS
 
 STEPS_TAKEN = 25
@@ -37,7 +38,7 @@ def trajectories(cls: str, kwargs: list[dict], lr: np.ndarray, momentum, warmup=
         params = [p[r].clone().requires_grad_() for p in start]
         extra = {"warmup_steps": warmup} if "ScheduleFree" in cls else {}
         peak = float(lr[:, r].max())  # schedule-free: warms up to it by itself
-        opt = optim.load_class(cls)(params, lr=peak, **kwargs[r], **extra)
+        opt = load_named(cls)(params, lr=peak, **kwargs[r], **extra)
         alone.append((params, opt))
         if "ScheduleFree" in cls:
             opt.train()

@@ -13,13 +13,12 @@ vectorised step; the single engine runs any.
 No torch at import: settings are checked without it, so bad input is answered at once.
 """
 
-import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from benchmark.catalogue.errors import InputError, unknown_name
-from benchmark.catalogue.params import check, keyword_params, need
+from benchmark.catalogue.params import check, keyword_params, load_named, need
 
 # SGDScheduleFree needs momentum in (0, 1): it is the method's interpolation weight beta, and
 # 0.9 is its authors' default (Defazio et al. 2024). Used when a task's SGD has no momentum.
@@ -100,11 +99,6 @@ def resolve(name: str, settings: Mapping, schedule_free: bool = False) -> tuple[
     return recipe.pick(schedule_free)
 
 
-def load_class(path: str) -> type:
-    module, _, cls = path.partition(":")
-    return getattr(importlib.import_module(module), cls)
-
-
 def build(
     name: str,
     params: Iterable,
@@ -118,7 +112,7 @@ def build(
     warms up over ``warmup_steps`` by itself)."""
     cls, kwargs = resolve(name, settings, schedule_free)
     extra = {"warmup_steps": warmup_steps} if schedule_free else {}
-    return load_class(cls)(params, lr=lr, **kwargs, **extra)
+    return load_named(cls)(params, lr=lr, **kwargs, **extra)
 
 
 def set_hyper(opt, cycles: str, lr: float, momentum: float | None) -> None:

@@ -5,6 +5,7 @@ annotations, are what users may set (``--set schedule.KEY=VALUE``, sweep files).
 from TOML or Python, so ``int`` fits ``float`` but ``bool`` fits neither.
 """
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from types import UnionType
@@ -61,3 +62,13 @@ def need(ok: bool, what: str, value) -> None:
     """Raise ``InputError("<what>, got <value>")`` unless ``ok``."""
     if not ok:
         raise InputError(f"{what}, got {value!r}")
+
+
+def load_named(path):
+    """The object a ``"module:name"`` reference names (an optimizer class, an engine's train
+    function, a data set's loader or source), imported when first needed; an object given
+    itself (a plugin's callable) as it is."""
+    if callable(path):
+        return path
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)

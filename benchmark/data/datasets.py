@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmark.catalogue.datasets import Dataset, IdxFile, Source, get
 from benchmark.catalogue.errors import InputError
+from benchmark.catalogue.params import load_named
 from benchmark.data import idx, sources
 from benchmark.records.atomic import fsync_dir, write_atomic
 from benchmark.records.faults import fault_point
@@ -193,7 +194,7 @@ def _acquire(dataset: Dataset, root: Path, chain, log: Callable[[str], None]) ->
         t0 = time.perf_counter()
         staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=staging_parent))
         try:
-            sources.imported(source.fetch)(dataset, staging)
+            load_named(source.fetch)(dataset, staging)
             for f in dataset.files:
                 verify_file(f, staging / f.name)
             _install(dataset, staging, raw_folder(dataset, root), source.name)
@@ -292,7 +293,7 @@ def _from_loader(dataset: Dataset, root: Path, device) -> Splits:
     """A loader's splits, checked against the declaration: sizes, input shape, labels."""
     import torch
 
-    parts = sources.imported(dataset.loader)(dataset, root)
+    parts = load_named(dataset.loader)(dataset, root)
     out = []
     for part, (inputs, labels), size in zip(
         ("train", "dev", "test"), parts, dataset.sizes, strict=True

@@ -7,7 +7,6 @@ source only has to fetch and convert. A source that cannot deliver raises
 
 import contextlib
 import gzip
-import importlib
 import importlib.util
 import io
 import pickle
@@ -17,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -193,12 +192,3 @@ TORCHVISION = Source("torchvision download", torchvision_download)
 def chain(dataset: Dataset) -> tuple[Source, ...]:
     """The sources ``prepare`` tries by default: torchvision's download, then the dataset's."""
     return (TORCHVISION, *dataset.offline)
-
-
-def imported(function: Callable | str) -> Callable:
-    """``function``, imported here when it is named ``"module:function"``: a source's fetch or a
-    dataset's loader."""
-    if callable(function):
-        return function
-    module, _, name = function.partition(":")
-    return getattr(importlib.import_module(module), name)

@@ -10,10 +10,9 @@ specs, one at a time. Every engine's records are held to the single engine's by 
 entry here.
 """
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from benchmark.catalogue.params import load_named
 from benchmark.catalogue.spec import RunSpec
 
 # what shapes a batched computation: runs that share these train as one group; model and data
@@ -31,9 +30,7 @@ class Engine:
     groups: tuple[str, ...] | None = None  # what one call's specs share; None: any specs
 
     def train(self, specs: list[RunSpec], splits, device) -> list[dict]:
-        module, _, function = self.target.partition(":")
-        train: Callable = getattr(importlib.import_module(module), function)
-        return train(specs, splits, device)
+        return load_named(self.target)(specs, splits, device)
 
     def group_key(self, spec: RunSpec) -> tuple:
         """What ``spec`` shares with the runs it may train with in one call."""

@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.catalogue import datasets
 from benchmark.catalogue import optimizers as optim
+from benchmark.catalogue.params import load_named
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import get_task
 from benchmark.data import datasets as data
@@ -74,7 +75,7 @@ def standard(task: str, steps: int, device: torch.device, root=None) -> float:
     loader = torch.utils.data.DataLoader(dataset, batch_size=t.batch_size, shuffle=True, **cuda)
     model = build_model(t, 0, device)
     cls, kwargs = optim.resolve(t.optimizer, t.optimizer_params)
-    opt = optim.load_class(cls)(model.parameters(), lr=t.lr, **kwargs)
+    opt = load_named(cls)(model.parameters(), lr=t.lr, **kwargs)
     model.train()
     batches = iter(loader)
     t0 = sync(device)
