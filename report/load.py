@@ -17,6 +17,8 @@ import pandas as pd
 from benchmark.records import record as records
 from benchmark.records.tidy import curves_frame, runs_frame
 
+ONE_OFF = ("one-off", "single")  # a run outside a sweep ("single" before December 2026)
+
 
 class SkippedRecord(UserWarning):
     """A file in runs/ that is not a valid record; the report leaves it out."""
@@ -36,9 +38,9 @@ class Results:
 
     @property
     def final(self) -> pd.DataFrame:
-        """The final-phase runs (single CLI runs count as final when there are no others)."""
+        """The final-phase runs (one-off CLI runs count as final when there are no others)."""
         final = self.runs[self.runs.phase == "final"]
-        return final if len(final) else self.runs[self.runs.phase == "single"]
+        return final if len(final) else self.runs[self.runs.phase.isin(ONE_OFF)]
 
     @property
     def tune(self) -> pd.DataFrame:
@@ -68,7 +70,7 @@ def load(folder: Path) -> Results:
             records.append(record)
     if not records:
         raise FileNotFoundError(f"no run records in {folder / 'runs'}")
-    if not any(r["spec"]["phase"] in ("final", "single") for r in records):
+    if not any(r["spec"]["phase"] in ("final", *ONE_OFF) for r in records):
         raise FileNotFoundError(f"no final runs in {folder / 'runs'} yet, only tuning runs")
     keys = {r["key"] for r in records}
     prov = pd.DataFrame([{"key": r["key"], **r["provenance"]} for r in records])

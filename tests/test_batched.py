@@ -74,6 +74,22 @@ def test_plateau_cuts_follow_the_single_engine(digit_tasks):
     assert max(cuts) >= 2, cuts  # some twice
 
 
+def test_the_loss_is_the_tasks_in_both_engines(digit_tasks, monkeypatch):
+    """A task that declares another loss (multi-class hinge) trains with it in both engines,
+    and its curve is not cross-entropy's."""
+    import dataclasses
+
+    task = TASKS["mnist_mlp"]  # cross-entropy, the default
+    hinge = dataclasses.replace(task, loss="torch.nn.functional:multi_margin_loss")
+    monkeypatch.setitem(TASKS, "mnist_mlp", hinge)
+    specs = group("mnist_mlp")[:3]
+    batched = assert_engine_matches_single("batched", specs, digit_tasks)
+    monkeypatch.setitem(TASKS, "mnist_mlp", task)
+    plain = SingleRun(specs[0], digit_tasks, CPU).run()
+    assert batched[0]["curve"][0]["val_loss"] != pytest.approx(plain["curve"][0]["val_loss"])
+    assert batched[0]["curve"][0]["val_loss"] < 1.5  # a hinge loss at init, not log(10) ~ 2.3
+
+
 class Halving:
     """A plugin's controller: halves the lr after every evaluation whose dev accuracy is
     below ``bar`` (plateau's controller would keep it while the dev loss falls)."""

@@ -34,7 +34,7 @@ class RunSpec:
     optimizer_params: dict[str, Any] = field(default_factory=dict)  # complete: defaults filled
     schedule_params: dict[str, Any] = field(default_factory=dict)  # as given; None = budget rule
     evals_per_epoch: int = 4
-    phase: Literal["tune", "final", "single"] = "single"
+    phase: Literal["tune", "final", "one-off"] = "one-off"  # one-off: a run outside a sweep
     train_size: int | None = None  # first N train examples; None: all 50,000
     eval_size: int | None = None  # first N dev and test examples; None: all 10,000 each
     early_stopping: int | None = None  # patience in evaluations without a dev-acc gain

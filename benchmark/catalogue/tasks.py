@@ -5,9 +5,11 @@ A task is one ``Task(...)`` entry registered with ``register``; its model is a b
 suits which kind: convex (logreg), deep MLP with SGD or Adam, CNN, recurrent; MNIST and
 Fashion.
 
-``lr`` is the default peak learning rate and ``epochs`` the default budget, chosen so that a
-reasonable schedule (cosine) reaches the easy target; ``targets`` are dev accuracies, an easy
-and a hard one, for time-to-target (DESIGN.md). Sources for the shapes: DeepOBS (Schneider et
+``loss`` names the loss function (cross-entropy unless a task says otherwise; the engines
+import it when a run starts). ``lr`` is the default peak learning rate and ``epochs`` the
+default budget, chosen so that a reasonable schedule (cosine) reaches the easy target;
+``targets`` are dev accuracies, an easy and a hard one, for time-to-target (DESIGN.md).
+Sources for the shapes: DeepOBS (Schneider et
 al. 2019) mnist_mlp and 2c2d; the sequential MNIST GRU follows Le et al. 2015's row-by-row
 reading.
 """
@@ -32,6 +34,9 @@ class Task:
     evals_per_epoch: int = 4
     targets: tuple[float, ...] = ()  # dev accuracies, easy to hard
     kind: str = "other"  # the report's guidance groups tasks by it: convex, MLP, CNN, recurrent
+    # "module:function" of the training and dev loss, called as torch.nn.functional's losses
+    # are: loss(logits [N, classes], labels [N], reduction="mean" | "none")
+    loss: str = "torch.nn.functional:cross_entropy"
 
 
 TASKS: dict[str, Task] = {}

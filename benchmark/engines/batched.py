@@ -26,36 +26,31 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn.functional import cross_entropy
 from tqdm import tqdm
 
 from benchmark.catalogue import datasets
-from benchmark.catalogue import optimizers as optim
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import get_task
 from benchmark.data import datasets as data
 from benchmark.engines import stacked, vectorised
 from benchmark.engines.device import autocast, resolve_device, sync
 from benchmark.engines.models import get_model
-from benchmark.engines.provenance import provenance
 from benchmark.engines.registry import ENGINES, GROUP_FIELDS
 from benchmark.engines.semantics import (
     EVAL_BATCH,
     DataOrder,
     Rules,
     batch_rows,
-    budget_record,
     build_model,
     curve_point,
     evaluation_steps,
-    optimizer_record,
+    loss_function,
     run_examples,
-    task_record,
+    run_record,
+    test_metrics,
 )
 from benchmark.engines.single import train
-from benchmark.records import record
 from benchmark.records.faults import fault_point
-from benchmark.records.metrics import classification_metrics, time_to_target
 
 MEMORY_SHARE = 0.5  # of the free device memory a chunk may plan to use (estimates are rough)
 MAX_CHUNK = 1024  # runs per chunk at most
@@ -109,8 +104,7 @@ def train_group(
 
 
 def _step_class(spec: RunSpec) -> str:
-    schedule_free = Rules(spec, spec.budget()).schedule_free
-    return optim.resolve(spec.optimizer, spec.optimizer_params, schedule_free)[0]
+    return Rules(spec, spec.budget()).optimizer[0]
 
 
 def chunk_size(template: torch.nn.Module, specs: list[RunSpec], device: torch.device) -> int:
@@ -144,6 +138,7 @@ class GroupRun:
         self.budget, self.batch = specs[0].budget(), specs[0].batch_size
         self.autocast = autocast(specs[0].precision, device)
         self.data = run_examples(specs[0], splits)
+        self.loss = loss_function(self.task)
         self.rules = [Rules(s, self.budget) for s in specs]
         self.params = _stack([build_model(self.task, s.seed, "cpu") for s in specs], device)
         seeds = [s.seed for s in specs]  # sorted: each seed's runs are contiguous
@@ -154,11 +149,8 @@ class GroupRun:
             DataOrder(seed, self.data.n) for seed in (dict.fromkeys(seeds) if shared else seeds)
         ]
         self.blocks = self._blocks()
-        total = self.budget.total_steps
         self.lr = np.stack([r.lr.astype(np.float64) for r in self.rules], axis=1)  # [T, R]
-        self.momentum = np.stack(
-            [self._momentum(s, r, total) for s, r in zip(specs, self.rules, strict=True)], axis=1
-        )
+        self.momentum = np.stack([r.applied_momentum() for r in self.rules], axis=1)
         self.refresh()
         self.step, self.train_s, self.eval_s = 0, 0.0, 0.0
         self.curves = [[] for _ in specs]
@@ -168,19 +160,9 @@ class GroupRun:
     def runs(self) -> int:
         return len(self.specs)
 
-    def _momentum(self, spec: RunSpec, rules: Rules, total: int) -> np.ndarray:
-        """Each update's momentum (or beta1): the schedule's, or the optimizer's own."""
-        if rules.momentum is not None:
-            return np.asarray(rules.momentum, np.float64)
-        _, kwargs = optim.resolve(spec.optimizer, spec.optimizer_params, rules.schedule_free)
-        return np.full(total, optim.base_momentum(spec.optimizer, kwargs))
-
     def _blocks(self) -> list[tuple]:
         """(rows, vectorised step) per optimizer class; rows is a slice when one covers all."""
-        classes = [
-            optim.resolve(s.optimizer, s.optimizer_params, r.schedule_free)
-            for s, r in zip(self.specs, self.rules, strict=True)
-        ]
+        classes = [r.optimizer for r in self.rules]
         blocks = []
         for cls in dict.fromkeys(c for c, _ in classes):
             mine = [i for i, (c, _) in enumerate(classes) if c == cls]
@@ -240,7 +222,7 @@ class GroupRun:
             y = y.repeat_interleave(self.k, dim=0)
             with self.autocast():
                 logits = self.forward(self.params, x, self.k)
-                loss = cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+                loss = self.loss(logits.flatten(0, 1), y.flatten(), reduction="none")
                 loss = loss.view(self.runs, -1).mean(1)
             for p in self.params.values():
                 p.grad = None
@@ -291,7 +273,7 @@ class GroupRun:
         t0 = sync(self.device)
         out, labels = self.logits(self.data.dev_x), self.data.dev_y
         val_loss = (
-            cross_entropy(out.flatten(0, 1), labels.repeat(self.runs), reduction="none")
+            self.loss(out.flatten(0, 1), labels.repeat(self.runs), reduction="none")
             .view(self.runs, -1)
             .mean(1)
         )
@@ -299,7 +281,6 @@ class GroupRun:
         val_loss, val_acc = val_loss.double().cpu().numpy(), val_acc.cpu().numpy()
         self.eval_s += sync(self.device) - t0
         ending, cut = [], False
-        last = min(self.step, len(self.lr) - 1)  # the next update's row (the last at the end)
         for i, rules in enumerate(self.rules):
             if i in self.ended:
                 continue
@@ -312,7 +293,7 @@ class GroupRun:
             self.curves[i].append(point)
             if len(losses) and rules.evaluated(losses[:, i], point):
                 ending.append(i)
-            elif rules.controller and rules.lr_at(last) != self.lr[last, i]:  # a cut: refresh
+            elif rules.cut:  # its controller changed the lr from the next update on
                 self.lr[self.step :, i], cut = rules.lr[self.step :], True
         if cut:
             self.refresh()
@@ -322,33 +303,27 @@ class GroupRun:
         """The test metrics and the clocks of ``runs``, which end now."""
         if not runs:
             return
-        logits = self.logits(self.data.test_x)[runs].cpu().numpy()
-        labels = self.data.test_y.cpu().numpy()
+        logits = self.logits(self.data.test_x)[runs]
         for i, out in zip(runs, logits, strict=True):
             self.ended[i] = {
-                "test": classification_metrics(out, labels, self.data.classes),
+                "test": test_metrics(out, self.data),
                 "steps_done": self.step,
                 "train_s": self.train_s / self.runs,
                 "eval_s": self.eval_s / self.runs,
             }
 
     def record(self, i: int) -> dict:
-        spec, rules, ended = self.specs[i], self.rules[i], self.ended[i]
+        ended = self.ended[i]
         timing = {
             "train_s": ended["train_s"],
             "eval_s": ended["eval_s"],
             "group_train_s": self.train_s,
             "group_runs": self.runs,
         }
-        return record.assemble(
-            key=spec.key, spec=spec.to_dict(), task=task_record(self.task),
-            status=rules.status, diverged_at=rules.diverged_at, stopped_at=rules.stopped_at,
-            budget=budget_record(self.budget, ended["steps_done"], self.data),
-            test=ended["test"], curve=self.curves[i],
-            time_to_target=time_to_target(self.curves[i], self.task.targets),
-            digests=rules.digests(ended["steps_done"]), optimizer=optimizer_record(spec, rules),
-            engine="batched", timing=timing,
-            provenance=provenance(self.device),
+        return run_record(
+            self.specs[i], self.rules[i], self.data, steps_done=ended["steps_done"],
+            test=ended["test"], curve=self.curves[i], engine="batched", timing=timing,
+            device=self.device,
         )  # fmt: skip
 
 

@@ -17,8 +17,10 @@ does (DESIGN.md, "Engines share one semantics"):
   divergence, found at the next evaluation (the run stops there with ``diverged_at_step``,
   the first update whose loss was not finite), and early stopping after ``early_stopping``
   evaluations without a better dev accuracy.
-- ``curve_point``, ``budget_record``, ``task_record``, ``optimizer_record``: the pieces of the
-  record (``benchmark.records.record.assemble``); time to target is ``metrics.time_to_target``.
+- ``loss_function``: the task's loss, for training and dev evaluation alike.
+- ``curve_point``, ``test_metrics`` and ``run_record``: one evaluation of the curve, the test
+  metrics, and the whole record (``benchmark.records.record.assemble``) from the run's parts,
+  the same for every engine; time to target is ``metrics.time_to_target``.
 """
 
 import hashlib
@@ -30,12 +32,15 @@ from torch import Tensor, nn
 
 from benchmark.catalogue import datasets
 from benchmark.catalogue import optimizers as optim
+from benchmark.catalogue.params import load_named
 from benchmark.catalogue.schedules import Budget, controller, optimizer_kwargs, sequences
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import Task, get_task
 from benchmark.data import datasets as data
 from benchmark.engines.models import get_model
-from benchmark.records.metrics import finite
+from benchmark.engines.provenance import provenance
+from benchmark.records import record
+from benchmark.records.metrics import classification_metrics, finite, time_to_target
 
 EVAL_BATCH = 1000  # examples per forward pass when evaluating (memory only, not semantics)
 
@@ -130,7 +135,8 @@ class Rules:
 
     ``lr[k]`` and ``momentum[k]`` (None: the optimizer's own) are the values set before update
     k. A stateful schedule's ``controller`` (declared by its entry) is fed at each evaluation
-    by ``evaluated``, which writes its lr into ``lr`` from the next update on; a schedule that
+    by ``evaluated``, which writes its lr into ``lr`` from the next update on (``cut`` says
+    that it changed there); a schedule that
     replaces the optimizer sets ``schedule_free`` (its twin trains, warming up over
     ``warmup_steps`` by itself). After each evaluation ``evaluated`` says whether the run ends
     there (``status``, ``diverged_at``, ``stopped_at`` then tell why).
@@ -144,12 +150,22 @@ class Rules:
         twin = optimizer_kwargs(spec.schedule, budget, spec.schedule_params)
         self.schedule_free = twin is not None
         self.warmup_steps = twin["warmup_steps"] if twin else 0
+        # the optimizer class ("module:Class") and keyword arguments the run trains with
+        self.optimizer = optim.resolve(spec.optimizer, spec.optimizer_params, self.schedule_free)
         self.status, self.diverged_at, self.stopped_at = "ok", None, None
-        self.best, self.since_best = -1.0, 0
+        self.best, self.since_best, self.cut = -1.0, 0, False
 
     def lr_at(self, step: int) -> float:
         """The lr of update ``step`` (for the curve: of the latest update)."""
         return float(self.lr[step])
+
+    def applied_momentum(self) -> np.ndarray:
+        """Each update's momentum (or beta1) as float64: the schedule's where it cycles it,
+        else the optimizer's own, constant."""
+        if self.momentum is not None:
+            return np.asarray(self.momentum, np.float64)
+        own = optim.base_momentum(self.spec.optimizer, self.optimizer[1])
+        return np.full(self.budget.total_steps, own)
 
     def digests(self, steps_done: int) -> dict:
         """The record's ``digests``: of the lr, and of the momentum where the schedule cycles
@@ -163,14 +179,16 @@ class Rules:
     def evaluated(self, losses: np.ndarray, point: dict) -> bool:
         """After the evaluation ``point``: ``losses`` are the training losses of the updates
         since the previous one. Feeds the controller; True when the run ends here."""
-        stop = point["step"]
+        stop, self.cut = point["step"], False
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size or point["val_loss"] is None:  # the last update can break weights
             first = int(bad[0]) if bad.size else len(losses) - 1
             self.status, self.diverged_at = "diverged", stop - len(losses) + first
             return True
-        if self.controller:  # its lr applies from the next update on
-            self.lr[stop:] = self.controller.step(point[self.controller.metric])
+        if self.controller:  # its lr applies from the next update on; ``cut``: it changed
+            lr = self.controller.step(point[self.controller.metric])
+            self.cut = stop < len(self.lr) and lr != self.lr[stop]
+            self.lr[stop:] = lr
         if point["val_acc"] > self.best:
             self.best, self.since_best = point["val_acc"], 0
         else:
@@ -205,28 +223,41 @@ def curve_point(
     }
 
 
-def budget_record(budget: Budget, steps_done: int, data: Examples) -> dict:
-    return {
-        "steps_per_epoch": budget.steps_per_epoch,
-        "total_steps": budget.total_steps,
-        "steps_done": steps_done,
-        "train_examples": data.n,
-        "dev_examples": len(data.dev_y),
-        "test_examples": len(data.test_y),
-    }
+def loss_function(task: Task):
+    """The task's loss (``Task.loss``): ``loss(logits, labels, reduction="mean" | "none")``."""
+    return load_named(task.loss)
 
 
-def task_record(task: Task) -> dict:
-    """What the report needs to know of the task without its registry."""
-    return {
-        "kind": task.kind,
-        "dataset": task.dataset,
-        "model": task.model,
-        "targets": list(task.targets),
-    }
+def test_metrics(logits: Tensor, data: Examples) -> dict:
+    """The record's ``metrics`` from a run's test logits ``[N, classes]``."""
+    return classification_metrics(logits.cpu().numpy(), data.test_y.cpu().numpy(), data.classes)
 
 
-def optimizer_record(spec: RunSpec, rules: Rules) -> dict:
+def run_record(
+    spec: RunSpec, rules: Rules, data: Examples, *, steps_done: int, test: dict, curve: list,
+    engine: str, timing: dict, device: torch.device,
+) -> dict:  # fmt: skip
+    """A run's record (DESIGN.md; fields in results/SCHEMA.md), for every engine: what it
+    made (``test`` metrics, its ``curve``, ``steps_done`` updates), its ``rules``' ending, and
+    where (``engine``, ``timing``, ``device``)."""
+    task, budget = get_task(spec.task), rules.budget
+    return record.assemble(
+        key=spec.key, spec=spec.to_dict(),
+        task={"kind": task.kind, "dataset": task.dataset, "model": task.model,
+              "targets": list(task.targets)},
+        status=rules.status, diverged_at=rules.diverged_at, stopped_at=rules.stopped_at,
+        budget={
+            "steps_per_epoch": budget.steps_per_epoch, "total_steps": budget.total_steps,
+            "steps_done": steps_done, "train_examples": data.n,
+            "dev_examples": len(data.dev_y), "test_examples": len(data.test_y),
+        },
+        test=test, curve=curve, time_to_target=time_to_target(curve, task.targets),
+        digests=rules.digests(steps_done), optimizer=_optimizer_record(spec, rules),
+        engine=engine, timing=timing, provenance=provenance(device),
+    )  # fmt: skip
+
+
+def _optimizer_record(spec: RunSpec, rules: Rules) -> dict:
     """The optimizer's name, family, class and constructor settings, as the single engine
     builds it (a probe parameter stands in for the model's)."""
     probe = [torch.zeros(1, requires_grad=True)]

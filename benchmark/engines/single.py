@@ -16,7 +16,6 @@ software should then repeat a run, but CPU and GPU results differ in the last bi
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn.functional import cross_entropy
 from tqdm import tqdm
 
 from benchmark.catalogue import optimizers as optim
@@ -24,23 +23,20 @@ from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import get_task
 from benchmark.data import datasets as data
 from benchmark.engines.device import autocast, resolve_device, sync
-from benchmark.engines.provenance import provenance
 from benchmark.engines.semantics import (
     EVAL_BATCH,
     DataOrder,
     Rules,
     batch_rows,
-    budget_record,
     build_model,
     curve_point,
     evaluation_steps,
-    optimizer_record,
+    loss_function,
     run_examples,
-    task_record,
+    run_record,
+    test_metrics,
 )
-from benchmark.records import record
 from benchmark.records.faults import fault_point
-from benchmark.records.metrics import classification_metrics, time_to_target
 
 
 def train(
@@ -76,6 +72,7 @@ class SingleRun:
         self.autocast = autocast(spec.precision, device)
         self.data = run_examples(spec, splits)
         self.model = build_model(self.task, spec.seed, device)
+        self.loss = loss_function(self.task)
         self.rules = Rules(spec, self.budget)
         self.opt = optim.build(
             spec.optimizer, self.model.parameters(), spec.lr, spec.optimizer_params,
@@ -122,7 +119,7 @@ class SingleRun:
                 )
             with self.autocast():
                 out = self.model(data.train_x[rows])
-                loss = cross_entropy(out, data.train_y[rows])
+                loss = self.loss(out, data.train_y[rows])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -136,7 +133,7 @@ class SingleRun:
         """Dev loss and accuracy now (untimed); appended to the curve and returned."""
         t0 = sync(self.device)
         out, labels = self.logits(self.data.dev_x), self.data.dev_y
-        val_loss = cross_entropy(out, labels).item()
+        val_loss = self.loss(out, labels).item()
         val_acc = (out.argmax(1) == labels).double().mean().item()
         self.timing["eval_s"] += sync(self.device) - t0
         point = curve_point(
@@ -170,19 +167,10 @@ class SingleRun:
             self.opt.eval()  # swaps the averaged weights in
 
     def record(self) -> dict:
-        """The run record (DESIGN.md), from the final weights and the curve."""
-        spec, rules = self.spec, self.rules
-        test_logits = self.logits(self.data.test_x).cpu().numpy()
-        test = classification_metrics(
-            test_logits, self.data.test_y.cpu().numpy(), self.data.classes
-        )
-        return record.assemble(
-            key=spec.key, spec=spec.to_dict(), task=task_record(self.task),
-            status=rules.status, diverged_at=rules.diverged_at, stopped_at=rules.stopped_at,
-            budget=budget_record(self.budget, self.step, self.data), test=test,
-            curve=self.curve, time_to_target=time_to_target(self.curve, self.task.targets),
-            digests=rules.digests(self.step), optimizer=optimizer_record(spec, rules),
-            engine="single",
-            timing=self.timing | {"group_train_s": self.timing["train_s"], "group_runs": 1},
-            provenance=provenance(self.device),
+        """The run record, from the final weights and the curve."""
+        timing = self.timing | {"group_train_s": self.timing["train_s"], "group_runs": 1}
+        return run_record(
+            self.spec, self.rules, self.data, steps_done=self.step,
+            test=test_metrics(self.logits(self.data.test_x), self.data), curve=self.curve,
+            engine="single", timing=timing, device=self.device,
         )  # fmt: skip

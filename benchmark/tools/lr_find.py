@@ -4,24 +4,22 @@ From a fresh model, the lr grows exponentially from ``start`` to ``end`` over ``
 updates, one training batch each. The loss is smoothed with a bias-corrected exponential
 moving average (weight 0.98 on the past); the test stops when the smoothed loss exceeds
 ``stop_factor`` times its best, or is not finite. The suggestion is the lr where the smoothed
-loss falls fastest against log(lr). The test builds its own model and optimizer and uses its
-own generators, so it leaves no state behind: nothing is written unless a plot is asked for.
+loss falls fastest against log(lr). The test trains a single-engine run of its own (its own
+model, optimizer and generators), so it leaves no state behind: nothing is written unless a
+plot is asked for.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch.nn.functional import cross_entropy
 
-from benchmark.catalogue import optimizers as optim
 from benchmark.catalogue.errors import InputError
 from benchmark.catalogue.params import need
 from benchmark.catalogue.spec import RunSpec
-from benchmark.catalogue.tasks import get_task
 from benchmark.data import datasets as data
-from benchmark.engines.semantics import DataOrder, batch_rows, build_model, run_examples
+from benchmark.engines.single import SingleRun
 
 SMOOTHING = 0.98  # weight of the past in the loss's moving average (fastai's default)
 
@@ -62,31 +60,26 @@ def lr_range_test(
     steps: int = 100,
     stop_factor: float = 4.0,
 ) -> RangeTest:
-    """Run the range test for ``spec``'s task, optimizer settings, batch size and seed."""
+    """Run the range test for ``spec``'s task, optimizer settings, batch size, seed and
+    precision. Its updates are the single engine's (``SingleRun.train_until``: the same data
+    order, optimizer and precision as the runs), with the lr of update k set to
+    ``start * (end / start) ** (k / (steps - 1))``."""
     check_range(start, end, steps)
-    examples = run_examples(spec, splits)
-    model = build_model(get_task(spec.task), spec.seed, device)
-    opt = optim.build(spec.optimizer, model.parameters(), start, spec.optimizer_params)
-    cycles = optim.get_optimizer(spec.optimizer).cycles
-    budget, order = spec.budget(), DataOrder(spec.seed, examples.n)  # the runs' data order
-    lrs, losses, smoothed, average = [], [], [], 0.0
-    for k, lr in enumerate(start * (end / start) ** (np.arange(steps) / (steps - 1))):
-        if k % budget.steps_per_epoch == 0:
-            epoch = order.epoch().to(device)
-        rows = batch_rows(epoch, k, budget, spec.batch_size)
-        optim.set_hyper(opt, cycles, float(lr), None)
-        loss = cross_entropy(model(examples.train_x[rows]), examples.train_y[rows])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        value = loss.item()
+    spe = spec.budget().steps_per_epoch
+    spec = replace(spec, schedule="constant", schedule_params={}, lr=start,
+                   epochs=-(-steps // spe), early_stopping=None)  # fmt: skip
+    run = SingleRun(spec, splits, device)
+    run.rules.lr[:steps] = start * (end / start) ** (np.arange(steps) / (steps - 1))
+    losses, smoothed, average = [], [], 0.0
+    for k in range(steps):
+        value = float(run.train_until(k + 1)[0])
         average = SMOOTHING * average + (1 - SMOOTHING) * value
-        lrs.append(float(lr))
         losses.append(value)
         smoothed.append(average / (1 - SMOOTHING ** (k + 1)))
         if not np.isfinite(smoothed[-1]) or smoothed[-1] > stop_factor * min(smoothed):
             break
-    return RangeTest(np.array(lrs), np.array(losses), np.array(smoothed), _steepest(lrs, smoothed))
+    lrs = run.rules.lr[: len(losses)].astype(np.float64)
+    return RangeTest(lrs, np.array(losses), np.array(smoothed), _steepest(lrs, smoothed))
 
 
 def _steepest(lrs: list[float], smoothed: list[float]) -> float:

@@ -10,6 +10,7 @@ For one task and the same number of updates:
   runs at once (16 runs per seed, as a sweep's phase shares seeds), while memory and ``max_seconds``
   allow.
 
+Both engines train through the engine contract (``ENGINES[name].train``), as a sweep does.
 Each is timed from the first update to the last with device synchronisation, evaluation
 excluded, and given as run-samples per second (training examples per second summed over the
 runs). The methods take turns ``repeats`` times and the median counts, so a busy machine
@@ -27,7 +28,6 @@ from pathlib import Path
 from statistics import median
 
 import torch
-from torch.nn.functional import cross_entropy
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.catalogue import datasets
@@ -36,13 +36,11 @@ from benchmark.catalogue.params import load_named
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import get_task
 from benchmark.data import datasets as data
-from benchmark.engines.batched import GroupRun, chunk_size
+from benchmark.engines.batched import chunk_size
 from benchmark.engines.device import sync
-from benchmark.engines.models import get_model
 from benchmark.engines.provenance import PACKAGES, device_name, package_version
-from benchmark.engines.semantics import build_model
-from benchmark.engines.single import SingleRun
-from benchmark.engines.stacked import forward_for
+from benchmark.engines.registry import ENGINES
+from benchmark.engines.semantics import build_model, loss_function
 from benchmark.records.atomic import write_atomic
 from benchmark.records.folders import PERF
 
@@ -83,27 +81,23 @@ def standard(task: str, steps: int, device: torch.device, root=None) -> float:
         images, labels = next(batches)
         images, labels = images.to(device).squeeze(1), labels.to(device)
         opt.zero_grad()
-        loss = cross_entropy(model(images), labels)
+        loss = loss_function(t)(model(images), labels)
         loss.backward()
         opt.step()
         loss.item()  # the pattern logs the loss every step: a host sync
     return sync(device) - t0
 
 
-def single(task: str, steps: int, device: torch.device, splits: data.Splits) -> float:
-    run = SingleRun(perf_spec(task, steps), splits, device)
-    run.run()
-    return run.timing["train_s"]
-
-
-def batched(task: str, steps: int, device: torch.device, splits, runs: int, forward) -> float:
+def engine(name: str, task: str, steps: int, device, splits, runs: int = 1) -> float:
+    """Training seconds of ``runs`` runs through ``ENGINES[name]``, as a sweep trains them
+    (a batched engine's fallback, chunks and out-of-memory halving included): the sum of the
+    records' ``train_s`` (a group's time shared evenly among its runs)."""
     specs = [
         perf_spec(task, steps, seed=r // RUNS_PER_SEED, lr=get_task(task).lr * (1 + r / runs))
         for r in range(runs)
     ]
-    group = GroupRun(specs, splits, device, forward)
-    group.run()
-    return group.train_s
+    records = ENGINES[name].train(specs, splits, device)
+    return sum(r["timing"]["train_s"] for r in records)
 
 
 def floor(task: str, device: torch.device, gflops: float) -> tuple[float, float]:
@@ -113,7 +107,7 @@ def floor(task: str, device: torch.device, gflops: float) -> tuple[float, float]
     model = build_model(t, 0, device)
     x = torch.zeros(t.batch_size, *datasets.get(t.dataset).shape, device=device)
     with FlopCounterMode(display=False) as counter:
-        cross_entropy(
+        loss_function(t)(
             model(x), torch.zeros(t.batch_size, dtype=torch.long, device=device)
         ).backward()
     per_example = counter.get_total_flops() / t.batch_size
@@ -147,17 +141,15 @@ def measure(
     ``repeats`` turns), the ratios, and the floor."""
     t = get_task(task)
     splits = data.load(t.dataset, root, device)
-    template = build_model(t, 0, device)
-    forward = forward_for(template, get_model(t.model).stacked)
-    budget = chunk_size(template, [perf_spec(task, steps)] * max_runs, device)
+    budget = chunk_size(build_model(t, 0, device), [perf_spec(task, steps)] * max_runs, device)
     sizes = [r for r in (1, 4, 16, 64, 256, 1024) if r <= min(budget, max_runs)]
     methods = {
         ("standard", 1): lambda: standard(task, steps, device, root),
-        ("single", 1): lambda: single(task, steps, device, splits),
+        ("single", 1): lambda: engine("single", task, steps, device, splits),
     }
     for runs in sizes:
-        methods[("batched", runs)] = lambda runs=runs: batched(
-            task, steps, device, splits, runs, forward
+        methods[("batched", runs)] = lambda runs=runs: engine(
+            "batched", task, steps, device, splits, runs
         )
     times: dict[tuple, list[float]] = {m: [] for m in methods}
     for turn in range(repeats):
