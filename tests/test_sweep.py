@@ -7,6 +7,7 @@ plugin: in this process, in worker processes, in runner subprocesses and in subm
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -49,6 +50,31 @@ def sweep_file(tmp_path, fake_world):
     path = tmp_path / "fake.toml"
     path.write_text(SWEEP)
     return path
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory) -> Path:
+    """The fake sweep, run once in this process (one worker): tests copy it (``finished``)."""
+    saved_tasks, saved_data = dict(tasks.TASKS), dict(datasets.DATASETS)
+    sys.path.insert(0, str(TESTS))
+    try:
+        path = tmp_path_factory.mktemp("sweep") / "fake.toml"
+        path.write_text(SWEEP)
+        results = path.parent / "r"
+        sweep.run_sweep(protocol.load(str(path)), options(results), log=lambda _: None)
+    finally:
+        sys.path.remove(str(TESTS))
+        sys.modules.pop("fakes", None)
+        for registry, saved in ((tasks.TASKS, saved_tasks), (datasets.DATASETS, saved_data)):
+            registry.clear()
+            registry.update(saved)
+    return results
+
+
+@pytest.fixture
+def finished(finished_sweep, sweep_file, tmp_path) -> Path:
+    """A copy of the finished fake sweep's results, the fakes plugin importable."""
+    return Path(shutil.copytree(finished_sweep, tmp_path / "r"))
 
 
 def options(results: Path, **kwargs) -> sweep.Options:
@@ -303,9 +329,8 @@ def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):
     assert record.read(victim)["key"] == victim.stem
 
 
-def test_rebuilt_tables_equal_the_sweeps(sweep_file, tmp_path, capsys):
-    results = tmp_path / "r"
-    sweep.run_sweep(protocol.load(str(sweep_file)), options(results), log=lambda _: None)
+def test_rebuilt_tables_equal_the_sweeps(finished, capsys):
+    results = finished
     written = (results / "runs.csv").read_bytes(), (results / "curves.csv").read_bytes()
     (results / "runs.csv").unlink()
     assert main(["tables", str(results)]) == 0
@@ -356,10 +381,8 @@ def test_a_crashing_run_is_recorded_and_the_sweep_goes_on(
     assert calls["n"] == 1 + 6
 
 
-def test_tables_dir_tabulates_the_plans_runs_only(sweep_file, tmp_path, capsys):
-    results = tmp_path / "r"
-    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
-    sweep.run_sweep(s, options(results), log=lambda _: None)
+def test_tables_dir_tabulates_the_plans_runs_only(finished, capsys):
+    results = finished
     stray = record.read(next((results / "runs").glob("*.json")))
     stray["spec"]["seed"] = 999  # a run of another sweep in the same folder
     stray["key"] = RunSpec(**stray["spec"]).key
@@ -368,13 +391,12 @@ def test_tables_dir_tabulates_the_plans_runs_only(sweep_file, tmp_path, capsys):
     assert main(["tables", str(results)]) == 0
     assert "left out 1 record(s) not in plan.json" in capsys.readouterr().err
     assert stray["key"] not in set(pd.read_csv(results / "runs.csv").key)
-    assert len(pd.read_csv(results / "runs.csv")) == 12
+    assert len(pd.read_csv(results / "runs.csv")) == RUNS
 
 
-def test_records_of_another_protocol_version_are_left_out(sweep_file, tmp_path, monkeypatch):
-    results = tmp_path / "r"
+def test_records_of_another_protocol_version_are_left_out(finished, sweep_file, monkeypatch):
+    results = finished
     s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
-    sweep.run_sweep(s, options(results), log=lambda _: None)
     old_keys = set(pd.read_csv(results / "runs.csv").key)
     monkeypatch.setattr(
         "benchmark.catalogue.spec.PROTOCOL_VERSION", 2
@@ -382,11 +404,11 @@ def test_records_of_another_protocol_version_are_left_out(sweep_file, tmp_path, 
     lines: list[str] = []
     outcomes = sweep.run_sweep(s, options(results), log=lines.append)
     assert len(outcomes["tune"]) == len(outcomes["final"]) == 6  # none of the old ones reused
-    assert any(line.startswith("12 record(s) in ") for line in lines)
+    assert any(line.startswith(f"{RUNS} record(s) in ") for line in lines)
     runs_csv = pd.read_csv(results / "runs.csv")
     assert len(runs_csv) == 12
     assert not old_keys & set(runs_csv.key)  # only this protocol's records
-    assert len(list((results / "runs").glob("*.json"))) == 24
+    assert len(list((results / "runs").glob("*.json"))) == RUNS + 12
 
 
 PLUGIN = """
@@ -521,30 +543,29 @@ def test_an_old_heartbeat_is_stale(tmp_path):
 # ------------------------------------------------------------------------------ processes
 
 
-def test_two_runners_on_one_folder_run_each_run_once(sweep_file, tmp_path):
-    results = tmp_path / "r"
+def test_two_runners_on_one_folder_run_each_run_once(sweep_file, tmp_path, finished_sweep):
+    results = tmp_path / "two"
     first, second = runner(sweep_file, results), runner(sweep_file, results)
     logs = [p.communicate(timeout=300) for p in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], logs
     ran = [line.split("] ", 1)[1].split(":")[0] for out, _ in logs for line in out.splitlines()
            if line.startswith("[")]  # fmt: skip
     assert len(ran) == len(set(ran)) == RUNS  # each run once, by one of the two
-    assert len(records(results)) == RUNS
+    assert records(results) == records(finished_sweep)  # one runner's records, to the last bit
 
 
-def test_records_do_not_depend_on_the_worker_count(sweep_file, tmp_path):
-    """Two worker processes, or every run in this process: one torch thread per run either
-    way, the same groups, the same records to the last bit; this process's threads restored."""
-    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg", "digits_mlp"])])
+def test_records_do_not_depend_on_the_worker_count(sweep_file, tmp_path, finished_sweep):
+    """Two worker processes, or every run in this process (the finished sweep): one torch
+    thread per run either way, the same groups, the same records to the last bit; this
+    process's threads restored."""
     before = torch.get_num_threads()
-    made = {}
-    for workers in (1, 2):
-        outcomes = sweep.run_sweep(s, options(tmp_path / str(workers), workers=workers),
-                                   log=lambda _: None)  # fmt: skip
-        assert len(outcomes["tune"]) == len(outcomes["final"]) == 12
-        made[workers] = records(tmp_path / str(workers))
-    assert made[1] == made[2]
-    assert {r["provenance"]["cpu_threads"] for r in made[1].values()} == {1}
+    outcomes = sweep.run_sweep(
+        protocol.load(str(sweep_file)), options(tmp_path / "2", workers=2), log=lambda _: None
+    )
+    assert len(outcomes["tune"]) == len(outcomes["final"]) == 12
+    alone = records(finished_sweep)
+    assert records(tmp_path / "2") == alone
+    assert {r["provenance"]["cpu_threads"] for r in alone.values()} == {1}
     assert torch.get_num_threads() == before
 
 
