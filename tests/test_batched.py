@@ -36,6 +36,11 @@ CPU = torch.device("cpu")
 SMALL = {"epochs": 2, "batch_size": 32, "evals_per_epoch": 2, "train_size": 128, "eval_size": 50}
 # overflows float32 within two updates: a softmax's bounded gradient needs the largest lr
 DIVERGING_LR = {"logreg": 1e38}
+# The CNN's runs train on the split's first examples: on the subsets that seed 0 draws, one
+# CNN trajectory amplifies float32 rounding ~1000-fold in 8 updates (1e-7 relative noise on
+# its gradients moves its final dev loss by ~1e-4 in the single engine alone), so the engines'
+# summation orders part beyond RTOL there. Every other model trains on per-seed subsets.
+SUBSET = {"cnn_2c2d": "first"}
 
 
 def group(task: str) -> list[RunSpec]:
@@ -48,7 +53,11 @@ def group(task: str) -> list[RunSpec]:
         ("constant", 0, diverging, {}), ("onecycle", 1, lr, {}), ("schedule_free", 1, lr / 2, {}),
         (user, 1, lr, {}), ("cosine", 1, 2 * lr, {"early_stopping": 1}),
     ]  # fmt: skip
-    return [RunSpec.make(task, sch, seed=seed, lr=x, **SMALL | more) for sch, seed, x, more in runs]
+    subset = {"subset": SUBSET.get(TASKS[task].model, "per-seed")}
+    return [
+        RunSpec.make(task, sch, seed=seed, lr=x, **SMALL | subset | more)
+        for sch, seed, x, more in runs
+    ]
 
 
 @pytest.mark.parametrize("task", list(TASKS))

@@ -4,6 +4,7 @@ The runs are on the in-memory ``digits`` tasks of tests/fakes.py, which sweeps l
 plugin: in this process, in worker processes, in runner subprocesses and in submitit jobs.
 """
 
+import itertools
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import torch
 from benchmark.catalogue import datasets, tasks
 from benchmark.catalogue import optimizers as optim
 from benchmark.catalogue.errors import InputError
-from benchmark.catalogue.spec import RunSpec
+from benchmark.catalogue.spec import PROTOCOL_VERSION, RunSpec
 from benchmark.cli import main
 from benchmark.records import record, tidy
 from benchmark.sweeps import executors, protocol, store
@@ -85,7 +86,7 @@ def options(results: Path, **kwargs) -> sweep.Options:
 
 
 @pytest.mark.parametrize(
-    ("name", "tune", "final"), [("smoke", 8, 8), ("quick", 340, 680), ("full", 3570, 3570)]
+    ("name", "tune", "final"), [("smoke", 8, 8), ("quick", 408, 680), ("full", 3570, 3570)]
 )
 def test_shipped_sweeps_expand(name, tune, final):
     s = protocol.load(name)
@@ -200,7 +201,7 @@ def test_one_budget_keeps_the_keys_and_several_tune_each_on_their_own():
          for s in specs],
         columns=["epochs", "task", "schedule", "lr", "seed", "val_acc_final", "status"],
     )  # fmt: skip
-    chosen = protocol.select(frame)
+    chosen = protocol.select(frame, {"mnist_logreg": 0.1}, {"mnist_logreg": two.grid(0.5)})
     assert len(chosen) == 2 * len(two.schedules)
     lrs = chosen.groupby("epochs").lr.unique()
     assert list(lrs[1]) == [max(s.lr for s in specs)]
@@ -255,20 +256,84 @@ def test_selection_takes_the_best_mean_and_breaks_ties_to_the_smaller_lr():
     rows = [
         ("t", "a", 0.1, 0, 0.90, "ok"), ("t", "a", 0.1, 1, 0.92, "ok"),
         ("t", "a", 0.3, 0, 0.95, "ok"), ("t", "a", 0.3, 1, 0.93, "ok"),
-        ("t", "a", 1.0, 0, 0.10, "diverged"), ("t", "a", 1.0, 1, 0.99, "ok"),
+        ("t", "a", 1.0, 0, 0.96, "diverged"), ("t", "a", 1.0, 1, 0.99, "ok"),
         ("t", "b", 0.1, 0, 0.80, "ok"), ("t", "b", 0.3, 0, 0.80, "ok"),
     ]  # fmt: skip
     frame = pd.DataFrame(
         rows, columns=["task", "schedule", "lr", "seed", "val_acc_final", "status"]
     ).assign(epochs=3)
-    chosen = protocol.select(frame).set_index("schedule")
-    assert chosen.loc["a", "lr"] == 0.3  # mean 0.94 beats 0.91 and 0.545 (a diverged seed)
+    chosen = protocol.select(frame, {"t": 0.1}, {"t": [0.1, 0.3, 1.0]}).set_index("schedule")
+    # lr 1 scored 0.96 on seed 0 before it diverged: as chance (0.1), its mean is 0.545, not
+    # 0.975, and the stable 0.3 (mean 0.94) wins
+    assert chosen.loc["a", "lr"] == 0.3
     assert chosen.loc["a", "dev_acc_mean"] == pytest.approx(0.94)
     assert chosen.loc["a", "n_seeds"] == 2
     assert chosen.loc["a", "grid"] == "0.1;0.3;1"
     assert chosen.loc["b", "lr"] == 0.1  # a tie: the smaller lr
+    assert (chosen.loc["a", "edge"], chosen.loc["b", "edge"]) == ("", "low")
     assert not chosen.loc["a", "at_grid_edge"]
     assert chosen.loc["b", "at_grid_edge"]
+
+
+EDGE_SWEEP = """
+tasks = ["digits_logreg"]
+schedules = ["constant", "cosine"]
+plugins = ["fakes"]
+[run]
+epochs = 2
+[tune]
+seeds = [100, 101]
+lr_factors = [0.0002, 0.0004]  # far below the lrs that work: the choice starts at the top
+extend = EXTEND
+[final]
+seeds = [0]
+"""
+
+
+@pytest.mark.parametrize("extend", [2, 12])
+def test_an_off_centre_grid_extends_until_the_choice_is_inside(fake_world, tmp_path, extend):
+    path = tmp_path / "edge.toml"
+    path.write_text(EDGE_SWEEP.replace("EXTEND", str(extend)))
+    s, results = protocol.load(str(path)), tmp_path / "r"
+    lines = []
+    sweep.run_sweep(s, options(results), log=lines.append)
+    chosen = pd.read_csv(results / "selection.csv", keep_default_na=False)
+    grid = s.grid(tasks.TASKS["digits_logreg"].lr)
+    planned = sweep.plan(results)
+    tried = {(e["schedule"], e["lr"]) for e in planned["extensions"]}
+    assert {e["past"] for e in planned["extensions"]} == {"high"}
+    for row in chosen.itertuples():
+        lrs = [float(x) for x in row.grid.split(";")]
+        outward = [lr for lr in lrs if lr > max(grid)]
+        assert outward == sorted(lr for sch, lr in tried if sch == row.schedule)
+        assert all(b / a == pytest.approx(2, rel=1e-3) for a, b in itertools.pairwise(lrs))
+        assert row.beyond == len(outward)
+        if extend == 2:  # the bound is reached with the choice still at the top: flagged
+            assert (row.edge, row.at_grid_edge, row.beyond) == ("high", True, 2)
+        else:  # the search ends inside what it tried
+            assert (row.edge, row.at_grid_edge) == ("", False)
+            assert row.lr < max(lrs)
+    assert any(line.startswith("tune+1: 2 choice(s) at an edge") for line in lines)
+    assert len(planned["tune"]) == 2 * (2 * len(grid) + len(tried))  # 2 seeds, 2 schedules
+
+
+def test_a_sweep_killed_in_a_grid_extension_resumes_to_the_same_choice(fake_world, tmp_path):
+    path = tmp_path / "edge.toml"
+    path.write_text(EDGE_SWEEP.replace("EXTEND", "3"))
+    whole = tmp_path / "whole"
+    sweep.run_sweep(protocol.load(str(path)), options(whole), log=lambda _: None)
+    tune_runs = 2 * 2 * 2  # the grid's: schedules x lrs x seeds
+    killed = runner(path, tmp_path / "r", fault=f"claim:{tune_runs + 2}")  # in round 1
+    killed.communicate(timeout=300)
+    assert killed.returncode == -9
+    planned = json.loads((tmp_path / "r" / "plan.json").read_text())
+    assert {e["round"] for e in planned["extensions"]} == {1}  # killed in round 1
+    assert len(records(tmp_path / "r")) < len(records(whole))
+    resumed = runner(path, tmp_path / "r")
+    _out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert records(tmp_path / "r") == records(whole)
+    assert (tmp_path / "r" / "selection.csv").read_bytes() == (whole / "selection.csv").read_bytes()
 
 
 def test_eta_weighs_each_kind_of_run_by_its_own_cost(monkeypatch):
@@ -399,7 +464,7 @@ def test_records_of_another_protocol_version_are_left_out(finished, sweep_file, 
     s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
     old_keys = set(pd.read_csv(results / "runs.csv").key)
     monkeypatch.setattr(
-        "benchmark.catalogue.spec.PROTOCOL_VERSION", 2
+        "benchmark.catalogue.spec.PROTOCOL_VERSION", PROTOCOL_VERSION + 1
     )  # training semantics changed
     lines: list[str] = []
     outcomes = sweep.run_sweep(s, options(results), log=lines.append)

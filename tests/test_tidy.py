@@ -9,7 +9,7 @@ from benchmark.records import tidy
 
 SPEC_COLUMNS = [
     "task", "schedule", "lr", "seed", "epochs", "batch_size", "optimizer", "evals_per_epoch",
-    "phase", "train_size", "eval_size", "early_stopping", "precision",
+    "phase", "train_size", "eval_size", "early_stopping", "precision", "subset",
 ]  # fmt: skip
 METRICS = [
     "test_acc", "test_loss", "test_macro_f1", "test_macro_precision", "test_macro_recall",
@@ -141,7 +141,7 @@ def test_runs_frame_copies_values_exactly(records):
     for r in records:
         row = frame.loc[r["key"]]
         for name in SPEC_COLUMNS:
-            assert _same(row[name], r["spec"][name]), name
+            assert _same(row[name], r["spec"].get(name)), name  # subset: absent before protocol 2
         for name in ("schedule_params", "optimizer_params"):
             assert json.loads(row[name]) == r["spec"][name]
         assert row["optimizer_params"] == '{"momentum":0.9,"nesterov":false,"weight_decay":0.0005}'

@@ -6,6 +6,7 @@ they take well under a second each on the CPU.
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,11 @@ from benchmark.cli import main
 from benchmark.engines.semantics import (
     build_model,
     evaluation_steps,
+    run_examples,
     samples_seen,
     seeds,
     sequence_digest,
+    train_rows,
 )
 from benchmark.engines.single import SingleRun, train
 from benchmark.records import record as records
@@ -130,7 +133,27 @@ def test_seed_pairs_runs_across_schedules(digit_tasks):
     w1 = build_model(TASKS["mnist_mlp"], 3, CPU).state_dict()
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     assert torch.equal(state, torch.get_rng_state())  # the global RNG is untouched
-    assert len(set(seeds(0)) | set(seeds(1))) == 4
+    assert len(set(seeds(0)) | set(seeds(1))) == 6
+
+
+def test_seeds_draw_their_own_training_subset(digit_tasks):
+    """With train_size below the split, each seed its own examples (``subset = "first"``: the
+    split's first for every seed); dev and test are every run's; all standardised alike."""
+    spec = RunSpec.make("mnist_mlp", "cosine", seed=0, train_size=100, eval_size=50)
+    available = len(digit_tasks.train)
+    rows = {seed: train_rows(replace(spec, seed=seed), available) for seed in (0, 1)}
+    assert len(set(rows[0].tolist())) == len(set(rows[1].tolist())) == 100
+    assert set(rows[0].tolist()) != set(rows[1].tolist())
+    assert torch.equal(rows[0], train_rows(spec, available))  # reproducible from the seed
+    assert torch.equal(train_rows(replace(spec, subset="first"), available), torch.arange(100))
+    assert train_rows(replace(spec, train_size=None), available) is None
+    a, b = (run_examples(replace(spec, seed=seed), digit_tasks) for seed in (0, 1))
+    assert torch.equal(a.dev_x, b.dev_x)
+    assert torch.equal(a.test_y, b.test_y)
+    mean, std = digit_tasks.train.standardisation
+    expected = (digit_tasks.train.images[rows[1]].float() / 255 - mean) / std
+    assert torch.equal(b.train_x, expected)
+    assert torch.equal(b.train_y, digit_tasks.train.labels[rows[1]])
 
 
 # ------------------------------------------------------------------------------ schedules

@@ -26,6 +26,7 @@ plugins = ["fakes"]
 [tune]
 seeds = [100]
 lr_factors = [0.5, 2]
+extend = 0  # the grid only: the tests count runs (test_sweep.py tests the extension)
 [final]
 seeds = [0, 1]
 """

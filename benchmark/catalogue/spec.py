@@ -18,8 +18,11 @@ from benchmark.catalogue.schedules import Budget, sequences
 from benchmark.catalogue.tasks import get_task
 
 # Bump when training semantics change (batching, evaluation, metrics): old keys then differ.
-PROTOCOL_VERSION = 1
+# 2: training subsets drawn per seed; inputs standardised with the training split's mean and
+# std; tuning extends its grid and scores a diverged run as chance
+PROTOCOL_VERSION = 2
 PRECISIONS = ("fp32", "tf32", "bf16")  # tf32 and bf16 (autocast) are CUDA only
+SUBSETS = ("per-seed", "first")  # how a train_size smaller than the split is drawn
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class RunSpec:
     eval_size: int | None = None  # first N dev and test examples; None: all 10,000 each
     early_stopping: int | None = None  # patience in evaluations without a dev-acc gain
     precision: str = "fp32"
+    # which train_size examples: "per-seed" draws them from the seed, "first" the split's first
+    subset: Literal["per-seed", "first"] = "per-seed"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "evals_per_epoch"):
@@ -51,6 +56,7 @@ class RunSpec:
         )
         need(self.lr > 0, "lr must be > 0", self.lr)
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}", self.precision)
+        need(self.subset in SUBSETS, f"subset must be one of {SUBSETS}", self.subset)
 
     @classmethod
     def make(cls, task: str, schedule: str, seed: int = 0, **overrides) -> "RunSpec":

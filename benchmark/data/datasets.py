@@ -10,6 +10,7 @@ interrupted prepare never leaves files that pass as valid. ``load`` makes the ch
 """
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -254,6 +255,13 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @functools.cached_property
+    def standardisation(self) -> tuple[float, float]:
+        """Mean and std of the inputs / 255 (in float64), computed once per split: every run
+        standardises its inputs with the training split's (the data set's constants)."""
+        pixels = self.images.double() / 255
+        return pixels.mean().item(), pixels.std().item()
 
 
 @dataclass(frozen=True)

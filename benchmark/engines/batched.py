@@ -6,8 +6,9 @@ in schedule, lr, seed and optimizer settings. Run r's weights are row r of each 
 tensor ``[R, *shape]``, built from the weights the single engine builds for its seed; the
 forward pass is the model's stacked forward (``stacked.py``) and the update a
 vectorised optimizer step (``vectorised.py``) whose per-run lr, momentum and
-settings are columns. Each run keeps its own data order: runs are sorted by seed, each seed's
-batch is gathered once from the device-resident split and read by all its runs.
+settings are columns. Each run keeps its own data order and training subset: runs are sorted
+by seed, each seed's batch is gathered once from the device-resident split and read by all its
+runs.
 
 Per run, as in the single engine: a stateful schedule's controller is fed at every evaluation
 (``Rules.evaluated``) and its cut applies from the next update; a run whose training loss was not
@@ -33,7 +34,7 @@ from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import get_task
 from benchmark.data import datasets as data
 from benchmark.engines import stacked, vectorised
-from benchmark.engines.device import autocast, resolve_device, sync
+from benchmark.engines.device import autocast, resolve_device, sync, to_device
 from benchmark.engines.models import get_model
 from benchmark.engines.registry import ENGINES, GROUP_FIELDS
 from benchmark.engines.semantics import (
@@ -47,7 +48,9 @@ from benchmark.engines.semantics import (
     loss_function,
     run_examples,
     run_record,
+    standardise,
     test_metrics,
+    train_rows,
 )
 from benchmark.engines.single import train
 from benchmark.records.faults import fault_point
@@ -140,14 +143,16 @@ class GroupRun:
         self.data = run_examples(specs[0], splits)
         self.loss = loss_function(self.task)
         self.rules = [Rules(s, self.budget) for s in specs]
-        self.params = _stack([build_model(self.task, s.seed, "cpu") for s in specs], device)
+        self.params = stacked.stack_weights(
+            [build_model(self.task, s.seed, "cpu") for s in specs], device
+        )
         seeds = [s.seed for s in specs]  # sorted: each seed's runs are contiguous
         counts = set(np.unique(seeds, return_counts=True)[1])
         shared = len(counts) == 1  # equal counts: U inputs, k runs each
         self.k = counts.pop() if shared else 1
-        self.orders = [
-            DataOrder(seed, self.data.n) for seed in (dict.fromkeys(seeds) if shared else seeds)
-        ]
+        readers = list({s.seed: s for s in specs}.values()) if shared else specs  # one a batch
+        self.orders = [DataOrder(s.seed, self.data.n) for s in readers]
+        self._subsets(readers, splits)
         self.blocks = self._blocks()
         self.lr = np.stack([r.lr.astype(np.float64) for r in self.rules], axis=1)  # [T, R]
         self.momentum = np.stack([r.applied_momentum() for r in self.rules], axis=1)
@@ -155,6 +160,18 @@ class GroupRun:
         self.step, self.train_s, self.eval_s = 0, 0.0, 0.0
         self.curves = [[] for _ in specs]
         self.ended: dict[int, dict] = {}  # run index -> its record's parts, once it ended
+
+    def _subsets(self, readers: list[RunSpec], splits: data.Splits) -> None:
+        """Where each batch reader's examples are: its own training subset's rows in the whole
+        standardised training split (``subsets[u]``), or, when every run trains on all of it,
+        the run's examples as they are (``subsets`` None)."""
+        rows = [train_rows(s, len(splits.train)) for s in readers]
+        if all(r is None for r in rows):
+            self.subsets, self.train_x, self.train_y = None, self.data.train_x, self.data.train_y
+            return
+        self.subsets = torch.stack(rows).to(self.device)
+        self.train_x = standardise(splits.train.images, splits)
+        self.train_y = splits.train.labels
 
     @property
     def runs(self) -> int:
@@ -215,10 +232,15 @@ class GroupRun:
         t0 = sync(self.device)
         for j in range(len(losses)):
             if self.step % self.budget.steps_per_epoch == 0:
-                self.epoch_orders = _to(torch.stack([o.epoch() for o in self.orders]), self.device)
-            rows = batch_rows(self.epoch_orders, self.step, self.budget, self.batch).reshape(-1)
-            x = self.data.train_x.index_select(0, rows).view(len(self.orders), -1, *self.data.shape)
-            y = self.data.train_y.index_select(0, rows).view(len(self.orders), -1)
+                self.epoch_orders = to_device(
+                    torch.stack([o.epoch() for o in self.orders]), self.device
+                )
+            rows = batch_rows(self.epoch_orders, self.step, self.budget, self.batch)
+            if self.subsets is not None:  # each reader's rows of its own subset
+                rows = self.subsets.gather(1, rows)
+            rows = rows.reshape(-1)
+            x = self.train_x.index_select(0, rows).view(len(self.orders), -1, *self.data.shape)
+            y = self.train_y.index_select(0, rows).view(len(self.orders), -1)
             y = y.repeat_interleave(self.k, dim=0)
             with self.autocast():
                 logits = self.forward(self.params, x, self.k)
@@ -325,20 +347,3 @@ class GroupRun:
             test=ended["test"], curve=self.curves[i], engine="batched", timing=timing,
             device=self.device,
         )  # fmt: skip
-
-
-def _stack(models: list[torch.nn.Module], device) -> dict[str, Tensor]:
-    """Each parameter of the models as one leaf tensor ``[R, *shape]`` on ``device``."""
-    names = [name for name, _ in models[0].named_parameters()]
-    by_name = [dict(m.named_parameters()) for m in models]
-    return {
-        name: torch.stack([p[name].detach() for p in by_name]).to(device).requires_grad_()
-        for name in names
-    }
-
-
-def _to(tensor: Tensor, device: torch.device) -> Tensor:
-    """A host tensor on ``device`` without waiting for the device (pinned, asynchronous)."""
-    if device.type != "cuda":
-        return tensor
-    return tensor.pin_memory().to(device, non_blocking=True)

@@ -4,9 +4,11 @@ An engine decides only how the arithmetic is laid out; these functions decide wh
 does (DESIGN.md, "Engines share one semantics"):
 
 - ``seeds``: a run's seed gives independent seeds for its initial weights (``build_model``,
-  on the CPU, so every device starts from the same weights) and its data order.
-- ``run_examples``: the first ``train_size`` / ``eval_size`` examples, standardised once with the
-  mean and std of the run's training images: ``(x / 255 - mean) / std``.
+  on the CPU, so every device starts from the same weights), its data order and its training
+  subset.
+- ``run_examples``: ``train_size`` training examples drawn from the run's seed
+  (``train_rows``; or the first ones) and the first ``eval_size`` dev and test examples,
+  standardised with the training split's mean and std: ``(x / 255 - mean) / std``.
 - ``DataOrder``: each epoch a fresh permutation of the training examples from the run's data
   generator (on the CPU), cut into consecutive batches (``batch_rows``); the last batch of an
   epoch holds the remainder, so an epoch is one pass. Step k is batch ``k % steps_per_epoch``.
@@ -45,10 +47,11 @@ from benchmark.records.metrics import classification_metrics, finite, time_to_ta
 EVAL_BATCH = 1000  # examples per forward pass when evaluating (memory only, not semantics)
 
 
-def seeds(seed: int) -> tuple[int, int]:
-    """Independent seeds for the initial weights and for the data order, from the run's seed."""
-    init, order = np.random.SeedSequence(seed).generate_state(2)
-    return int(init), int(order)
+def seeds(seed: int) -> tuple[int, int, int]:
+    """Independent seeds for the initial weights, the data order and the training subset, from
+    the run's seed (SeedSequence words: the first two are those of protocol 1)."""
+    init, order, subset = np.random.SeedSequence(seed).generate_state(3)
+    return int(init), int(order), int(subset)
 
 
 def build_model(task: Task, seed: int, device: torch.device) -> nn.Module:
@@ -80,23 +83,39 @@ class Examples:
         return len(self.train_y)
 
 
+def train_rows(spec: RunSpec, available: int) -> Tensor | None:
+    """Which examples of the training split (``available`` of them) the run trains on, in
+    order: None for all; the first ``train_size`` (``subset = "first"``); else ``train_size``
+    drawn without replacement from the run's seed, so seeds vary the data they learn from."""
+    n = spec.train_size or available
+    if n >= available:
+        return None
+    if spec.subset == "first":
+        return torch.arange(n)
+    generator = torch.Generator().manual_seed(seeds(spec.seed)[2])
+    return torch.randperm(available, generator=generator)[:n].sort().values
+
+
+def standardise(inputs: Tensor, splits: data.Splits) -> Tensor:
+    """``(x / 255 - mean) / std`` in float32, with the training split's mean and std (the
+    division by 255, a pixel's range, cancels out for inputs of any range)."""
+    mean, std = splits.train.standardisation
+    return (inputs.float() / 255 - mean) / std
+
+
 def run_examples(spec: RunSpec, splits: data.Splits) -> Examples:
-    """The first ``train_size`` training and ``eval_size`` dev and test examples, standardised
-    with the mean and std of those training inputs (computed in float64; the division by 255,
-    a pixel's range, cancels out for inputs of any range)."""
+    """The run's training examples (``train_rows``) and the first ``eval_size`` dev and test
+    examples, standardised (``standardise``): dev and test are every run's yardstick."""
     dataset = datasets.get(get_task(spec.task).dataset)
-    train = splits.train.images[: spec.train_size]
-    pixels = train.double() / 255
-    mean, std = pixels.mean().item(), pixels.std().item()
-
-    def scale(images: Tensor) -> Tensor:
-        return (images.float() / 255 - mean) / std
-
-    dev, test = splits.dev, splits.test
+    train, dev, test = splits.train, splits.dev, splits.test
+    rows = train_rows(spec, len(train))
+    x, y = (train.images, train.labels) if rows is None else (
+        train.images[rows.to(train.images.device)], train.labels[rows.to(train.labels.device)]
+    )  # fmt: skip
     return Examples(
-        scale(train), splits.train.labels[: spec.train_size],
-        scale(dev.images[: spec.eval_size]), dev.labels[: spec.eval_size],
-        scale(test.images[: spec.eval_size]), test.labels[: spec.eval_size],
+        standardise(x, splits), y,
+        standardise(dev.images[: spec.eval_size], splits), dev.labels[: spec.eval_size],
+        standardise(test.images[: spec.eval_size], splits), test.labels[: spec.eval_size],
         dataset.shape, dataset.classes,
     )  # fmt: skip
 

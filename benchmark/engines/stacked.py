@@ -103,3 +103,14 @@ def vectorisable(
     close = torch.allclose(separate, want, rtol=1e-4, atol=1e-5)
     close = close and torch.allclose(shared, want[[0, 0]], rtol=1e-4, atol=1e-5)
     return None if close else "its stacked forward does not match the module's"
+
+
+def stack_weights(models: list[nn.Module], device) -> dict[str, Tensor]:
+    """Each parameter of the models as one leaf tensor ``[R, *shape]`` on ``device`` (run r's
+    weights in row r)."""
+    names = [name for name, _ in models[0].named_parameters()]
+    by_name = [dict(m.named_parameters()) for m in models]
+    return {
+        name: torch.stack([p[name].detach() for p in by_name]).to(device).requires_grad_()
+        for name in names
+    }

@@ -8,7 +8,8 @@ runs.csv: one row per run, sorted by phase, task, schedule, lr, seed (then key).
   key                      the run's 16-hex-digit content key
   task ... precision       the spec: task, schedule, lr (peak), seed, epochs, batch_size,
                            optimizer, evals_per_epoch, phase, train_size, eval_size,
-                           early_stopping (patience or empty), precision
+                           early_stopping (patience or empty), precision, subset
+                           ("per-seed" or "first"; empty in records before protocol 2)
   schedule_params, optimizer_params   the spec's parameters as compact JSON, sorted keys
   task_kind, optimizer_family   the task's kind (convex, MLP, CNN, recurrent, ...) and the
                            optimizer's family (SGD, Adam) as the record gives them; empty
@@ -56,6 +57,7 @@ from benchmark.records.faults import fault_point
 
 SPEC = ("task", "schedule", "lr", "seed", "epochs", "batch_size", "optimizer")
 SPEC += ("evals_per_epoch", "phase", "train_size", "eval_size", "early_stopping", "precision")
+SPEC += ("subset",)
 HEAD = ("key", *SPEC, "schedule_params", "optimizer_params", "task_kind", "optimizer_family")
 HEAD += ("optimizer_class", "lr_digest", "momentum_digest")
 HEAD += ("status", "diverged_at_step", "stopped_early_at_step", "steps_done", "total_steps")
@@ -70,7 +72,7 @@ INTS |= {"test_examples"}
 INTS |= {"step", "samples"}  # curves.csv
 NULLABLE_INTS = {"train_size", "eval_size", "early_stopping"}
 NULLABLE_INTS |= {"diverged_at_step", "stopped_early_at_step"}
-TEXT = {"key", "task", "schedule", "optimizer", "phase", "precision", "schedule_params"}
+TEXT = {"key", "task", "schedule", "optimizer", "phase", "precision", "subset", "schedule_params"}
 TEXT |= {"task_kind", "optimizer_family", "optimizer_class", "lr_digest", "momentum_digest"}
 TEXT |= {"optimizer_params", "status", "engine", "device", "device_type", "git_commit", "torch"}
 
@@ -88,7 +90,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
 
 def _run_row(record: dict) -> dict:
     spec, budget, prov = record["spec"], record["budget"], record["provenance"]
-    row = {"key": record["key"], **{k: spec[k] for k in SPEC}}
+    row = {"key": record["key"], **{k: spec.get(k) for k in SPEC}}  # subset: protocol 2 on
     for name in ("schedule_params", "optimizer_params"):
         row[name] = json.dumps(spec[name], sort_keys=True, separators=(",", ":"))
     row["task_kind"] = record.get("task", {}).get("kind")  # schema 1: absent

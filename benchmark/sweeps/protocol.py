@@ -16,6 +16,7 @@ A sweep is a TOML file (``benchmark/sweeps/<name>.toml``, or any path)::
     seeds = [1000, 1001]
     lr_factors = [0.3, 1, 3]     # the grid: centre x factor
     centre = "task"              # "task": the task's default lr; "lr-find": the range test's
+    extend = 2                   # points tried past an edge the choice sits on (0: none)
     [final]
     seeds = [0, 1, 2, 3, 4]      # disjoint from the tuning seeds
     [schedule_params.onecycle]   # optional, per schedule
@@ -23,11 +24,17 @@ A sweep is a TOML file (``benchmark/sweeps/<name>.toml``, or any path)::
     [report]                     # optional: how the report judges the results
     equivalence_margin = 0.005   # accuracy within which two schedules count as equivalent
 
-The protocol (``tune_specs`` -> ``select`` -> ``final_specs``): phase ``tune`` runs every budget
-x task x schedule x grid lr x tuning seed. For each budget, task and schedule, ``select`` picks
-the grid lr with the best mean dev accuracy at the end of the budget over the tuning seeds (a
-diverged run counts with its dev accuracy); a tie goes to the smaller lr, the safer choice:
-the best lr depends on the horizon, so each budget is tuned on its own. Phase ``final`` runs
+The protocol (``tune_specs`` -> ``select`` -> ``extension_specs`` ... -> ``final_specs``): phase
+``tune`` runs every budget x task x schedule x grid lr x tuning seed. For each budget, task and
+schedule, ``select`` picks the lr with the best mean dev accuracy at the end of the budget over
+the tuning seeds, a diverged run scored as chance (so an lr that diverges on one seed of two
+loses to a stable one slightly behind on the mean); a tie goes to the smaller lr, the safer
+choice: the best lr depends on the horizon, so each budget is tuned on its own. A choice at
+the smallest or largest lr tried is not known to be the best: the next point outward (the
+grid's own ratio at that edge) is tried with every tuning seed, round after round, until the
+choice is inside the lrs tried (a point that diverges ends it so: it scores chance) or
+``extend`` points were added past that edge; a choice still at an edge is flagged
+(``at_grid_edge``). Phase ``final`` runs
 the selected lr with the final seeds; its test metrics are the reported ones. Every schedule
 sees the same seeds and the same grid around the same centre (a paired design). A budget is
 a number of epochs, or "default" (each task's own); a sweep without ``epochs`` has one budget,
@@ -53,8 +60,9 @@ if TYPE_CHECKING:
 SWEEPS = Path(__file__).parent  # the shipped sweep files, <name>.toml
 RUN_SETTINGS = (
     "epochs", "batch_size", "train_size", "eval_size", "evals_per_epoch", "early_stopping",
-    "precision",
+    "precision", "subset",
 )  # fmt: skip
+EXTEND = 2  # default bound: grid points tried beyond each edge of the initial grid
 CENTRES = ("task", "lr-find")
 _KEYS = {
     "": {
@@ -70,7 +78,7 @@ _KEYS = {
         "schedule_params",
         "report",
     },
-    "tune": {"seeds", "lr_factors", "centre"},
+    "tune": {"seeds", "lr_factors", "centre", "extend"},
     "final": {"seeds"},
     "report": {"equivalence_margin"},
 }
@@ -92,6 +100,7 @@ class Sweep:
     budgets: tuple[int | None, ...] = (None,)  # epochs of each budget; None: the task's
     engine: str = "auto"  # auto or an engines.registry.ENGINES name
     threads: int = 1  # torch threads of every run (executors.Options.threads)
+    extend: int = EXTEND  # grid points tried beyond each edge at most (0: the grid only)
     report: dict = field(default_factory=dict)  # read by report/ from sweep.json
 
     def spec(
@@ -119,6 +128,22 @@ class Sweep:
             for seed in self.tune_seeds
         ]
 
+    def extension_specs(self, selection: "pd.DataFrame") -> list[RunSpec]:
+        """The next grid point outward for each choice at an edge of the lrs tried (the
+        grid's own ratio at that edge), every tuning seed, until ``extend`` points were added
+        beyond that edge; none where the choice is interior or the bound is reached."""
+        if len(self.lr_factors) < 2:
+            return []
+        factors = sorted(self.lr_factors)
+        ratio = {"low": factors[0] / factors[1], "high": factors[-1] / factors[-2]}
+        return [
+            self.spec(row.task, row.schedule, float(f"{row.lr * ratio[row.edge]:.4g}"), seed,
+                      "tune", int(row.epochs))
+            for row in selection.itertuples()
+            if row.edge and row.beyond < self.extend
+            for seed in self.tune_seeds
+        ]  # fmt: skip
+
     def final_specs(self, selection: "pd.DataFrame") -> list[RunSpec]:
         """Phase final: each selected (budget, task, schedule, lr) with every final seed."""
         return [
@@ -128,33 +153,56 @@ class Sweep:
         ]
 
 
-def select(tune: "pd.DataFrame") -> "pd.DataFrame":
-    """Each budget, task and schedule's lr: best mean final dev accuracy; ties to the smaller lr.
+def select(tune: "pd.DataFrame", chance: dict[str, float], grids: dict) -> "pd.DataFrame":
+    """Each budget, task and schedule's lr: the best mean final dev accuracy over the tuning
+    seeds, a diverged run scored as ``chance[task]`` (1 / classes: it learned nothing one can
+    use, whatever it scored before it broke); ties go to the smaller lr.
 
     ``tune`` has one row per finished tuning run (epochs, task, schedule, lr, seed,
-    val_acc_final, status). Returns epochs, task, schedule, lr, dev_acc_mean, dev_acc_std,
-    n_seeds, n_diverged, grid, and at_grid_edge: the chosen lr is the grid's smallest or
-    largest, so a wider grid might do better (read such a choice as rough).
+    val_acc_final, status); ``grids[task]`` is the initial grid. Returns epochs, task,
+    schedule, lr, dev_acc_mean, dev_acc_std, n_seeds, n_diverged, grid (every lr tried),
+    edge ("low" or "high" when the choice is the smallest or largest lr tried, else ""),
+    beyond (lrs tried past that edge of the initial grid; past either edge when the choice is
+    inside) and at_grid_edge (edge is set).
     """
     import pandas as pd  # here, not at import: a bad sweep file is answered at once
 
+    diverged = tune.status == "diverged"
+    score = tune.val_acc_final.where(~diverged, tune.task.map(chance))
     by_lr = (
-        tune.assign(diverged=tune.status == "diverged")
+        tune.assign(diverged=diverged, score=score)
         .groupby(["epochs", "task", "schedule", "lr"], sort=True)
         .agg(
-            dev_acc_mean=("val_acc_final", "mean"),
-            dev_acc_std=("val_acc_final", "std"),
+            dev_acc_mean=("score", "mean"),
+            dev_acc_std=("score", "std"),
             n_seeds=("seed", "count"),
             n_diverged=("diverged", "sum"),
         )
         .reset_index()
     )
     rows = []
-    for _, group in by_lr.groupby(["epochs", "task", "schedule"], sort=False):
+    for (_, task, _), group in by_lr.groupby(["epochs", "task", "schedule"], sort=False):
         best = group[group.dev_acc_mean == group.dev_acc_mean.max()].nsmallest(1, "lr")
-        edge = len(group) > 1 and best.lr.iloc[0] in (group.lr.min(), group.lr.max())
-        rows.append(best.assign(grid=";".join(f"{lr:g}" for lr in group.lr), at_grid_edge=edge))
-    return pd.concat(rows, ignore_index=True) if rows else by_lr.assign(grid=[], at_grid_edge=[])
+        lr, tried = best.lr.iloc[0], group.lr
+        edge = (
+            ""
+            if len(group) < 2
+            else "high"
+            if lr == tried.max()
+            else "low"
+            if lr == tried.min()
+            else ""
+        )
+        high, low = tried > max(grids[task]), tried < min(grids[task])
+        past = {"high": high, "low": low, "": high | low}
+        rows.append(best.assign(
+            grid=";".join(f"{x:g}" for x in tried), edge=edge, beyond=int(past[edge].sum()),
+            at_grid_edge=bool(edge),
+        ))  # fmt: skip
+    columns = ["grid", "edge", "beyond", "at_grid_edge"]
+    return (
+        pd.concat(rows, ignore_index=True) if rows else by_lr.assign(**{key: [] for key in columns})
+    )
 
 
 def load(name: str, overrides: list[tuple[str, object]] = ()) -> Sweep:
@@ -226,6 +274,8 @@ def _parse(name: str, raw: dict) -> Sweep:
     factors = tuple(factors)
     centre = tune.get("centre", "task")
     need(centre in CENTRES, f"tune.centre must be one of {CENTRES}", centre)
+    extend = tune.get("extend", EXTEND)
+    need(type(extend) is int and extend >= 0, "tune.extend must be an integer >= 0", extend)
     params = raw.get("schedule_params", {})
     for schedule, table in params.items():
         need(isinstance(table, dict), f"[schedule_params.{schedule}] must be a table", table)
@@ -241,7 +291,7 @@ def _parse(name: str, raw: dict) -> Sweep:
     need(ok, "report.equivalence_margin must be a number in (0, 1)", margin)
     sweep = Sweep(
         name, raw.get("description", ""), tasks, schedules, plugins, run, tune_seeds,
-        factors, centre, final_seeds, params, budgets, engine, threads, report,
+        factors, centre, final_seeds, params, budgets, engine, threads, extend, report,
     )  # fmt: skip
     for task in tasks:  # checks every setting and schedule parameter before anything runs
         for schedule in schedules:

@@ -41,7 +41,8 @@ POLL_S = 5.0  # how often a runner looks again at runs claimed by another proces
 
 
 def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, list[Outcome]]:
-    """Tune, select, final; then the tables. The outcomes of each phase's pending runs."""
+    """Tune (extending the grid past an edge the choice sits on), select, final; then the
+    tables. The outcomes of each phase's pending runs."""
     options = replace(
         options, plugins=sweep.plugins, engine=options.engine or sweep.engine,
         threads=options.threads or sweep.threads,
@@ -52,17 +53,13 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
     _write_json(options.results / "sweep.json", asdict(sweep))
     centres = _centres(sweep, options, log)
     outcomes, planned = {}, {}
-    tune = sweep.tune_specs(centres)
-    planned |= {"tune": [s.key for s in tune], "epochs": {s.key: s.epochs for s in tune}}
-    _write_json(options.results / "plan.json", planned)
-    outcomes["tune"] = run_phase("tune", tune, options, log)
-    missing = [s for s in tune if not store.done(s.key)]
-    if missing:  # selecting on part of the grid would be unfair to the schedules it lacks
-        log(f"{len(missing)} tuning run(s) failed: the final phase waits until a rerun "
-            "completes them")  # fmt: skip
+    planned["extensions"] = []  # the lrs tried past the grid's edges, and which edge
+    tune, selection = _tune(sweep, centres, options, outcomes, planned, log)
+    if selection is None:  # selecting on part of the grid would be unfair to the schedules it lacks
+        missing = sum(not store.done(key) for key in planned["tune"])
+        log(f"{missing} tuning run(s) failed: the final phase waits until a rerun completes them")
         outcomes["final"] = []
         return outcomes
-    selection = protocol.select(_tune_frame(store, tune))
     write_atomic(options.results / "selection.csv", selection.to_csv(index=False).encode())
     final = sweep.final_specs(selection)
     planned["final"] = [s.key for s in final]
@@ -80,6 +77,38 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
     if all(store.done(s.key) for s in tune + final):  # the rerun, if one, is complete
         (options.results / RERUN).unlink(missing_ok=True)
     return outcomes
+
+
+def _tune(sweep, centres, options, outcomes, planned, log) -> tuple[list, pd.DataFrame | None]:
+    """Phase tune, then a phase per round of grid extension (``tune+1``, ...) while a
+    choice sits at an edge of the lrs tried (``protocol.select``); every round follows from
+    the records, so a resumed sweep takes the same rounds. The tuning specs and the
+    selection (None when a tuning run failed)."""
+    store, chance = Store(options.results), {}
+    for task in sweep.tasks:
+        chance[task] = 1 / datasets.get(get_task(task).dataset).classes
+    grids = {task: sweep.grid(centres[task]) for task in sweep.tasks}
+    specs, new, name = [], sweep.tune_specs(centres), "tune"
+    for round_ in range(sweep.extend + 1):
+        specs += new
+        planned["tune"] = [s.key for s in specs]
+        planned["epochs"] = planned.get("epochs", {}) | {s.key: s.epochs for s in new}
+        _write_json(options.results / "plan.json", planned)
+        outcomes[name] = run_phase(name, new, options, log)
+        if any(not store.done(s.key) for s in specs):
+            return specs, None
+        selection = protocol.select(_tune_frame(store, specs), chance, grids)
+        new, name = sweep.extension_specs(selection), f"tune+{round_ + 1}"
+        if not new:
+            break
+        planned["extensions"] += [
+            {"round": round_ + 1, "epochs": s.epochs, "task": s.task, "schedule": s.schedule,
+             "lr": s.lr, "past": "high" if s.lr > max(grids[s.task]) else "low"}
+            for s in new[:: len(sweep.tune_seeds)]
+        ]  # fmt: skip
+        log(f"{name}: {len(new) // len(sweep.tune_seeds)} choice(s) at an edge of the lrs "
+            "tried: trying the next lr outward")  # fmt: skip
+    return specs, selection
 
 
 RERUN = "rerun.json"  # {"since": time}: a rerun in progress (records older are run again)
@@ -238,7 +267,8 @@ def _write_json(path: Path, value) -> None:
 
 
 def plan(results: Path) -> dict:
-    """The results folder's plan.json: each phase's keys, and each key's budget (epochs)."""
+    """The results folder's plan.json: each phase's keys (tune: the grid extensions' too),
+    each key's budget (epochs), and the extensions (round, problem, lr, the edge passed)."""
     path = Path(results) / "plan.json"
     if not path.is_file():
         raise InputError(f"{results}: no sweep has run here (no plan.json)")
@@ -252,7 +282,8 @@ def status(results: Path) -> pd.DataFrame:
 
     planned, store, rows = plan(results), Store(results), []
     epochs = planned.pop("epochs", {})  # absent in folders of older sweeps
-    for phase, keys in planned.items():
+    for phase in ("tune", "final"):
+        keys = planned.get(phase, [])
         for budget in dict.fromkeys(epochs.get(k) for k in keys):
             counts = dict.fromkeys(["done", "pending", "claimed", "failed", "corrupt"], 0)
             mine = [k for k in keys if epochs.get(k) == budget]
