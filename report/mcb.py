@@ -13,7 +13,7 @@ examples for every run, so that the intervals also cover the choice of test set.
   Bootstrapping the plug-in estimate with the pick redone in each resample is no cure: the
   bootstrap of a maximum of means is inconsistent where means tie (Andrews 2000), which is the
   null itself; the estimate is biased there (a schedule's gap to the best of 12 equal others
-  is -1.6 standard errors on average).
+  is -1.6 standard errors of a mean on average).
 - How: Edwards and Hsu (1983). Were the true best c known, comparisons with c as the control
   (Dunnett) would bound every mu_c - mu_j at once. It is not, so each interval is the range of
   theta_i over every parameter under which some schedule c is a best and c's comparisons
@@ -31,7 +31,7 @@ examples for every run, so that the intervals also cover the choice of test set.
   correlations, unequal variances and the test set's share. With 10 seeds it cannot know the
   tails of a t statistic with 9 df (a bootstrap of 10 seeds sees 10 values), so its
   per-comparison level is taken to a t; and even so it falls short where each comparison is
-  studentized by its own 9-df SD (a median 3.40 where 3.71 holds 95% at 13 schedules), so
+  studentized by its own 9-df SD (a median 3.42 where 3.71 holds 95% at 13 schedules), so
   the value that is exact for equal normal schedules (``studentized_critical``) is its floor.
   Without the floor the simultaneous coverage with one schedule far ahead was 0.93.
   Each comparison keeps its own SD, not a pooled one (``hsu``): the run SDs of paired
@@ -61,7 +61,7 @@ class MCB(NamedTuple):
     estimate: np.ndarray  # [..., k] mean_i - max_{j != i} mean_j
     lower: np.ndarray  # [..., k] simultaneous lower bound of theta_i
     upper: np.ndarray  # [..., k] simultaneous upper bound of theta_i
-    possibly_best: np.ndarray  # [..., k] bool: the data leave the schedule possibly the best
+    possibly_best: np.ndarray  # [..., k] bool: upper >= 0, the intervals allow it to be a best
     selected: np.ndarray  # [..., k] selection frequency (``selection_frequency``)
     resolvable: np.ndarray  # [...] the smallest margin the problem can show (``resolvable``)
     seed_sd: np.ndarray  # [...] RMS over pairs of the SD of paired run differences (planning)
@@ -70,7 +70,7 @@ class MCB(NamedTuple):
 
 def paired(acc) -> tuple[np.ndarray, np.ndarray]:
     """diff[..., c, j] = mean_c - mean_j and its variance over seeds, var(acc_c - acc_j) / n
-    (ddof 1): the paired design's, schedule effects shared by a seed cancel."""
+    (ddof 1): paired, so what a seed does to every schedule alike cancels."""
     a = np.asarray(acc, dtype=float)
     n = a.shape[-1]
     mean = a.mean(-1)
@@ -119,16 +119,18 @@ def resampled_means(acc, correct=None, resamples: int = RESAMPLES) -> np.ndarray
     return np.einsum("bs,...ksb->...bk", seeds, runs)
 
 
-def critical(diff, var, means, seeds: int, alpha: float = ALPHA) -> np.ndarray:
+def critical(diff, means, seeds: int, alpha: float = ALPHA) -> np.ndarray:
     """Two-sided critical value of each control c [..., k]: the 1 - alpha quantile over the
-    resampled ``means`` [..., B, k] of max_j |resampled diff_cj - diff_cj| / se_cj, the
-    resampled deviations scaled by sqrt(n / (n - 1)) (a resampled mean's variance is
-    (n - 1) / n of the estimate's) and taken to a t with ``seeds`` - 1 df at the same
+    resampled ``means`` [..., B, k] of max_j |resampled diff_cj - diff_cj| / sd_cj, sd_cj the
+    SD of the resampled diff_cj (the bootstrap gives the shape and dependence; the scale comes
+    from ``paired`` and ``test_set_variance``, which the pigeonhole bootstrap overstates by the
+    run x example noise counted twice), taken to a t with ``seeds`` - 1 df at the same
     per-comparison level; never below ``studentized_critical``, the exact value for equal
-    normal schedules. A pair with no variance (identical runs) is known exactly."""
-    dev = _pairwise(means) - diff[..., None, :, :]
-    se = np.sqrt(var * (seeds - 1) / seeds)[..., None, :, :]
-    z = np.divide(np.abs(dev), se, out=np.zeros_like(dev), where=se > 0).max(-1)
+    normal schedules. A pair with no variance (identical runs) is known exactly. In float32:
+    the deviations are ~1e-3 and exact to ~1e-7, and the arrays are B k^2 per problem."""
+    dev = _pairwise(means.astype(np.float32)) - diff[..., None, :, :].astype(np.float32)
+    sd = dev.std(-3, keepdims=True)
+    z = np.divide(np.abs(dev), sd, out=np.zeros_like(dev), where=sd > 0).max(-1)
     boot = stats.t.isf(stats.norm.sf(np.quantile(z, 1 - alpha, axis=-2)), seeds - 1)
     return np.maximum(boot, studentized_critical(diff.shape[-1] - 1, seeds, alpha))
 
@@ -137,8 +139,8 @@ def bounds(diff, below, above) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Edwards-Hsu intervals of theta_i = mu_i - max_{j != i} mu_j from comparisons with each
     control c: mu_c - mu_j in [diff_cj - below_cj, diff_cj + above_cj] (arrays [..., k, k];
     ``below`` inf for one-sided comparisons). The interval is the range of theta_i over the
-    union, over c, of {c is a best, c's comparisons hold}; c can be a best when every
-    diff_cj + above_cj >= 0 (the possibly-best set G). There theta_c = min_j (mu_c - mu_j) in
+    union, over c, of {c is a best, c's comparisons hold}, which is empty unless every
+    diff_cj + above_cj >= 0 (c in G). There theta_c = min_j (mu_c - mu_j) in
     [max(0, min_j(diff_cj - below_cj)), min_j(diff_cj + above_cj)] and, for i != c,
     theta_i = mu_i - mu_c in [diff_ic - above_ci, min(0, diff_ic + below_ci)].
     Returns lower, upper [..., k] and G [..., k]."""
@@ -149,7 +151,8 @@ def bounds(diff, below, above) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     other = g[..., None, :] & off  # [i, c]: c in G, c != i
     lo = np.where(other, diff - np.swapaxes(above, -1, -2), np.inf).min(-1)
     hi = np.where(other, np.minimum(0, diff + np.swapaxes(below, -1, -2)), -np.inf).max(-1)
-    return np.minimum(np.where(g, own_lo, np.inf), lo), np.maximum(np.where(g, own_hi, -np.inf), hi), g
+    lower = np.minimum(np.where(g, own_lo, np.inf), lo)
+    return lower, np.maximum(np.where(g, own_hi, -np.inf), hi), g
 
 
 def selection_frequency(means) -> np.ndarray:
@@ -181,16 +184,18 @@ def mcb(acc, correct=None, alpha: float = ALPHA, resamples: int = RESAMPLES) -> 
     [..., k, n] (fractions), ``correct`` [..., k, n, M] per-example results or None (then the
     test set counts as fixed). Intervals hold simultaneously for the k schedules with
     probability at least 1 - ``alpha`` (two-sided comparisons with each control; see the
-    module's docstring)."""
+    module's docstring). Given ``correct``, ``acc`` must be its accuracies."""
     acc = np.asarray(acc, dtype=float)
+    if correct is not None and not np.allclose(acc, np.mean(correct, -1), rtol=0, atol=1e-9):
+        raise ValueError("acc is not the accuracy of correct's runs")
     seeds = acc.shape[-1]
     diff, var = paired(acc)
     seed_var = var
     if correct is not None:
         var = var + test_set_variance(correct)
     means = resampled_means(acc, correct, resamples)
-    half = critical(diff, var, means, seeds, alpha)[..., :, None] * np.sqrt(var)
-    lower, upper, g = bounds(diff, half, half)
+    half = critical(diff, means, seeds, alpha)[..., :, None] * np.sqrt(var)
+    lower, upper, _ = bounds(diff, half, half)
     off = ~np.eye(acc.shape[-2], dtype=bool)
 
     def rms(v):
@@ -198,7 +203,7 @@ def mcb(acc, correct=None, alpha: float = ALPHA, resamples: int = RESAMPLES) -> 
 
     return MCB(
         estimate=np.where(off, diff, np.inf).min(-1), lower=lower, upper=upper,
-        possibly_best=g, selected=selection_frequency(means), resolvable=resolvable(diff, half),
+        possibly_best=upper >= 0, selected=selection_frequency(means), resolvable=resolvable(diff, half),
         seed_sd=rms(seed_var * seeds), test_set_se=rms(var - seed_var),
     )  # fmt: skip
 
@@ -210,7 +215,8 @@ def hsu(acc, alpha: float = ALPHA, sides: int = 1) -> tuple[np.ndarray, np.ndarr
     Hsu's constrained intervals, which contain 0) or two-sided (as ``mcb``)."""
     a = np.asarray(acc, dtype=float)
     k, n = a.shape[-2:]
-    resid = a - a.mean(-1, keepdims=True) - a.mean(-2, keepdims=True) + a.mean((-2, -1))[..., None, None]
+    grand = a.mean((-2, -1))[..., None, None]
+    resid = a - a.mean(-1, keepdims=True) - a.mean(-2, keepdims=True) + grand
     df = (k - 1) * (n - 1)
     se = np.sqrt(2 * np.sum(resid**2, (-2, -1)) / df / n)[..., None, None]
     half = np.broadcast_to(dunnett_critical(k - 1, df, alpha, sides) * se, (*a.shape[:-1], k))

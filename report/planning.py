@@ -18,7 +18,7 @@ from scipy import optimize, special, stats
 
 from report.stats import LEVEL, SEED
 
-ALPHA = 1 - LEVEL  # family-wise error rate of the comparisons with the best of one problem
+ALPHA = round(1 - LEVEL, 12)  # family-wise error rate of one problem's comparisons with the best
 POWER = 0.8  # the chance that a planned sweep resolves the margin
 MOST_SEEDS = 1000  # seeds_to_plan says inf beyond
 SIMULATED = 20_000  # draws behind studentized_critical: its 95% quantile to ~1%
@@ -87,7 +87,7 @@ def studentized_critical(m: int, seeds: int, alpha: float = ALPHA) -> float:
     ``SIMULATED_SEEDS`` seeds; beyond, ``t_critical`` (within 0.5% there)."""
     if seeds > SIMULATED_SEEDS:
         return float(t_critical(m, seeds - 1, alpha))
-    return float(_studentized(m, alpha)[seeds - 1])
+    return float(_studentized(m, alpha)[int(seeds) - 1])
 
 
 def sd_upper(sd: float, df: int, level: float = LEVEL) -> float:
@@ -103,10 +103,10 @@ def seeds_to_plan(
     """Seeds per schedule for a sweep of ``schedules`` schedules to resolve ``margin``
     (fraction): the smallest n with (q_n + t_power(n - 1)) * se_n <= margin, where
     se_n = sqrt(sd^2 / n + test_set_se^2) is the standard error of a paired difference of
-    means and q_n the floor of ``mcb``'s critical values (``studentized_critical``). Then a schedule exactly
-    as good as the best has its lower bound above -margin (is called within the margin) with
-    the chance ``power``, and by symmetry one a margin behind is called worse as often; the
-    selection inside ``mcb`` makes the real chances a little lower, so this is a floor.
+    means and q_n the floor of ``mcb``'s critical values (``studentized_critical``). Then a
+    schedule exactly as good as the best has its lower bound above -margin (is called within
+    the margin) with the chance ``power``, and by symmetry one a margin behind is called worse
+    as often; the selection inside ``mcb`` makes the real chances a little lower: a floor.
 
     ``sd``: the SD of paired differences of run accuracies between schedules, from earlier
     results with ``df`` degrees of freedom (``MCB.seed_sd`` and seeds - 1); ``test_set_se``:
