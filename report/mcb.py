@@ -184,7 +184,7 @@ def mcb(acc, correct=None, alpha: float = ALPHA, resamples: int = RESAMPLES) -> 
     [..., k, n] (fractions), ``correct`` [..., k, n, M] per-example results or None (then the
     test set counts as fixed). Intervals hold simultaneously for the k schedules with
     probability at least 1 - ``alpha`` (two-sided comparisons with each control; see the
-    module's docstring). Given ``correct``, ``acc`` must be its accuracies."""
+    module's docstring). Given ``correct``, ``acc`` must be its runs' accuracies."""
     acc = np.asarray(acc, dtype=float)
     if correct is not None and not np.allclose(acc, np.mean(correct, -1), rtol=0, atol=1e-9):
         raise ValueError("acc is not the accuracy of correct's runs")
@@ -203,8 +203,9 @@ def mcb(acc, correct=None, alpha: float = ALPHA, resamples: int = RESAMPLES) -> 
 
     return MCB(
         estimate=np.where(off, diff, np.inf).min(-1), lower=lower, upper=upper,
-        possibly_best=upper >= 0, selected=selection_frequency(means), resolvable=resolvable(diff, half),
-        seed_sd=rms(seed_var * seeds), test_set_se=rms(var - seed_var),
+        possibly_best=upper >= 0, selected=selection_frequency(means),
+        resolvable=resolvable(diff, half), seed_sd=rms(seed_var * seeds),
+        test_set_se=rms(var - seed_var),
     )  # fmt: skip
 
 
