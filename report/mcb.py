@@ -36,6 +36,10 @@ examples for every run, so that the intervals also cover the choice of test set.
   Without the floor the simultaneous coverage with one schedule far ahead was 0.93.
   Each comparison keeps its own SD, not a pooled one (``hsu``): the run SDs of paired
   differences differ between schedules (0.39 to 1.0 points among close competitors).
+- The smallest margin a problem can show (``MCB.resolvable``): the median half-width of the
+  comparisons with the observed best. A schedule exactly as good as the best has its lower
+  bound below minus that half the time, so a smaller margin can seldom be shown even for it;
+  the report says when the chosen margin is below it.
 """
 
 from typing import NamedTuple
@@ -63,9 +67,10 @@ class MCB(NamedTuple):
     upper: np.ndarray  # [..., k] simultaneous upper bound of theta_i
     possibly_best: np.ndarray  # [..., k] bool: upper >= 0, the intervals allow it to be a best
     selected: np.ndarray  # [..., k] selection frequency (``selection_frequency``)
-    resolvable: np.ndarray  # [...] the smallest margin the problem can show (``resolvable``)
-    seed_sd: np.ndarray  # [...] RMS over pairs of the SD of paired run differences (planning)
-    test_set_se: np.ndarray  # [...] RMS over pairs of what the test set adds to an SE
+    # [...] medians over the comparisons with the observed best (``with_best``):
+    resolvable: np.ndarray  # their half-widths: the smallest margin the problem can show
+    seed_sd: np.ndarray  # the SD of their paired run differences (for ``seeds_to_plan``)
+    test_set_se: np.ndarray  # what the test set adds to their standard errors (idem)
 
 
 def paired(acc) -> tuple[np.ndarray, np.ndarray]:
@@ -159,24 +164,20 @@ def selection_frequency(means) -> np.ndarray:
     """How often each schedule has the top mean over the resampled ``means`` [..., B, k] (a
     tie shares the resample), kept within [1/B, 1 - 1/B]: B resamples cannot tell "always"
     from "all but once in B", so 1 - 1/B reads "at least". Not a probability of being best:
-    under a complete null of 13 schedules the pick gets a median of ~0.4, not 1/13 (issue 26);
-    the possibly-best set carries the message."""
+    under a complete null of 13 schedules the pick gets a median of 0.40, not 1/13
+    (``mcb_sim.null_pick_frequency``); the possibly-best set carries the message."""
     b = means.shape[-2]
     top = means == means.max(-1, keepdims=True)
     return np.clip((top / top.sum(-1, keepdims=True)).mean(-2), 1 / b, 1 - 1 / b)
 
 
-def resolvable(diff, half) -> np.ndarray:
-    """The smallest margin the problem can show [...]: the median over the others of the
-    half-width of their comparisons with the observed best (``half``[..., c, j]). A schedule
-    exactly as good as the best has its lower bound below minus this half the time, so a
-    smaller margin can seldom be shown even for it; the report says when the chosen margin is
-    below it."""
+def with_best(diff, x) -> np.ndarray:
+    """The median [...] over the others of ``x``[..., b, j], b the observed best (diff_bj >= 0
+    for every j): what a comparison with the best typically has."""
     k = diff.shape[-1]
-    best = np.argmax(diff.min(-1), -1)[..., None, None]  # the observed best: diff_bj >= 0
-    row = np.take_along_axis(half, np.broadcast_to(best, (*half.shape[:-2], 1, k)), -2)[..., 0, :]
-    others = np.arange(k) != best[..., 0]
-    return np.nanmedian(np.where(others, row, np.nan), -1)
+    best = np.argmax(diff.min(-1), -1)[..., None, None]
+    row = np.take_along_axis(x, np.broadcast_to(best, (*x.shape[:-2], 1, k)), -2)[..., 0, :]
+    return np.nanmedian(np.where(np.arange(k) != best[..., 0], row, np.nan), -1)
 
 
 def mcb(acc, correct=None, alpha: float = ALPHA, resamples: int = RESAMPLES) -> MCB:
@@ -197,15 +198,11 @@ def mcb(acc, correct=None, alpha: float = ALPHA, resamples: int = RESAMPLES) -> 
     half = critical(diff, means, seeds, alpha)[..., :, None] * np.sqrt(var)
     lower, upper, _ = bounds(diff, half, half)
     off = ~np.eye(acc.shape[-2], dtype=bool)
-
-    def rms(v):
-        return np.sqrt(v[..., off].mean(-1))
-
     return MCB(
         estimate=np.where(off, diff, np.inf).min(-1), lower=lower, upper=upper,
         possibly_best=upper >= 0, selected=selection_frequency(means),
-        resolvable=resolvable(diff, half), seed_sd=rms(seed_var * seeds),
-        test_set_se=rms(var - seed_var),
+        resolvable=with_best(diff, half), seed_sd=with_best(diff, np.sqrt(seed_var * seeds)),
+        test_set_se=with_best(diff, np.sqrt(var - seed_var)),
     )  # fmt: skip
 
 
