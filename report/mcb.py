@@ -88,10 +88,11 @@ def _pairwise(mean: np.ndarray) -> np.ndarray:
 
 
 def _pair_ss(u: np.ndarray) -> np.ndarray:
-    """sum_l (u_c,l - u_j,l)^2 for every pair of rows c, j (from the Gram matrix)."""
+    """sum_l (u_c,l - u_j,l)^2 for every pair of rows c, j (from the Gram matrix; at least 0,
+    which rounding could otherwise miss for identical rows)."""
     gram = u @ np.swapaxes(u, -1, -2)
     sq = np.diagonal(gram, axis1=-2, axis2=-1)
-    return sq[..., :, None] + sq[..., None, :] - 2 * gram
+    return np.maximum(sq[..., :, None] + sq[..., None, :] - 2 * gram, 0)
 
 
 def test_set_variance(correct) -> np.ndarray:
@@ -134,8 +135,10 @@ def critical(diff, means, seeds: int, alpha: float = ALPHA) -> np.ndarray:
     normal schedules. A pair with no variance (identical runs) is known exactly. In float32:
     the deviations are ~1e-3 and exact to ~1e-7, and the arrays are B k^2 per problem."""
     dev = _pairwise(means.astype(np.float32)) - diff[..., None, :, :].astype(np.float32)
-    sd = dev.std(-3, keepdims=True)
-    z = np.divide(np.abs(dev), sd, out=np.zeros_like(dev), where=sd > 0).max(-1)
+    centred = means - means.mean(-2, keepdims=True)
+    var = _pair_ss(np.swapaxes(centred, -1, -2)) / means.shape[-2]  # of each resampled diff
+    inverse = np.divide(1, np.sqrt(var), out=np.zeros_like(var), where=var > 0)
+    z = (np.abs(dev) * inverse[..., None, :, :].astype(np.float32)).max(-1)
     boot = stats.t.isf(stats.norm.sf(np.quantile(z, 1 - alpha, axis=-2)), seeds - 1)
     return np.maximum(boot, studentized_critical(diff.shape[-1] - 1, seeds, alpha))
 
