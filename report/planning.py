@@ -4,6 +4,8 @@
   (one-sided t, or |t| when two-sided) at equal group sizes (correlation 1/2), by quadrature:
   deterministic, where ``scipy.stats.dunnett`` (its kept peer in the tests) integrates the
   multivariate t by randomised quasi-Monte Carlo.
+- ``studentized_critical``: the same for paired comparisons each studentized by its own SD
+  (seeds - 1 df each, as ``mcb`` does), by simulation; the floor of ``mcb``'s critical values.
 - ``seeds_to_plan``: a planning figure, not post-hoc power: the seeds per schedule with which a
   schedule exactly as good as the best would be called within the margin with the chance
   ``POWER``, at the SD of paired differences measured on earlier results and at that SD's upper
@@ -23,8 +25,6 @@ POWER = 0.8  # the chance that a planned sweep resolves the margin
 MOST_SEEDS = 1000  # seeds_to_plan says inf beyond
 SIMULATED = 20_000  # draws behind studentized_critical: its 95% quantile to ~1%
 SIMULATED_SEEDS = 40  # studentized_critical simulates up to this many seeds
-
-
 NODES = 128  # Gauss quadrature nodes per axis: critical values to ~1e-6
 
 
