@@ -102,7 +102,8 @@ def test_diverged_logits_give_nulls_not_nan():
     assert out["loss"] is None
     assert out["roc_auc_ovr"] is None
     assert out["macro_ap"] is None
-    assert out["curves"]["roc_tpr"] is None and out["curves"]["pr_precision"] is None
+    assert out["curves"]["roc_tpr"] is None
+    assert out["curves"]["pr_precision"] is None
     assert 0.0 <= out["acc"] <= 1.0
     assert finite(float("inf")) is None
     assert finite(np.float32(0.5)) == 0.5

@@ -19,8 +19,9 @@ does (DESIGN.md, "Engines share one semantics"):
   evaluations without a better dev accuracy.
 - ``loss_function``: the task's loss, for training and dev evaluation alike.
 - ``curve_point``, ``test_metrics`` and ``run_record``: one evaluation of the curve, the test
-  metrics with the per-example results and curves, and the whole record (``benchmark.records.record.assemble``) from the run's parts,
-  the same for every engine; time to target is ``metrics.time_to_target``.
+  metrics with the per-example results and curves, and the whole record
+  (``benchmark.records.record.assemble``) from the run's parts, the same for every engine;
+  time to target is ``metrics.time_to_target``.
 """
 
 import hashlib
