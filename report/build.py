@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from benchmark.records import folders
-from report import budgets, compare, findings, identical, stats, tables, verdicts
+from report import budgets, classification, compare, findings, identical, stats, tables, verdicts
 from report.load import Results
 from report.plots import plots
 from report.tables import Table
@@ -39,6 +39,10 @@ TITLES = {  # each cited table's title, shown in its caption after its ID
     "time_to_target": "Time to every dev-accuracy target some run reached: runs that reached "
     "it and the Kaplan-Meier median (95% CI) in steps, epochs and training seconds; n.r.: not "
     "reached (inf in the CSV)",
+    "metrics": "Every test metric per task and schedule: accuracy, macro F1, macro precision and "
+    "recall, one-vs-rest ROC-AUC and average precision (AP) of the softmax scores, macro; each "
+    "the mean over the final runs with its 95% t interval; ROC-AUC and AP over the n_scored "
+    "runs whose scores were finite (a diverged run's are not), AP from records of schema 4 on",
     "ranks": "Rank of each schedule on mean test accuracy per task (1 = best) and its mean rank",
     "robustness": "LR robustness from the tune runs: the best grid lr, and the contiguous range "
     f"of grid lrs around it whose mean dev accuracy is within {100 * stats.ROBUST_POINTS:g} "
@@ -110,6 +114,7 @@ def build(results: Results, other: Results | None = None, perf: pd.DataFrame | N
         "guidance": findings.guidance(cited["recommendation"].frame, kinds, results.task_of),
         "merged": merged,
         "undigested": identical.undigested(final),
+        "without_examples": classification.unsupported(final, results),
         "unreached": [f"{t} {g:g}" for (t, g), n in unreached.items() if n == 0],
         "tables": cited,
         "plots": drawn,
@@ -159,6 +164,7 @@ def tables_of(results: Results) -> tuple[Results, dict, dict[str, Table], pd.Dat
     cited = {
         "recommendation": cite("recommendation", verdicts.matrix(paired, speed)),
         "accuracy": cite("accuracy", acc),
+        "metrics": cite("metrics", classification.table(final)),
         "paired": cite("paired", paired),
         "speed": cite("speed", speed),
         "ranks": cite("ranks", tables.ranks(final)),

@@ -255,3 +255,32 @@ def perf_chart(perf: pd.DataFrame) -> Figure:
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     return fig
+
+
+def roc_pr_curves(curves: dict[str, dict], task: str) -> Figure:
+    """One task's macro ROC and precision-recall curves on test, each schedule's median run by
+    test accuracy (``classification.curves``): true-positive rate against false-positive rate,
+    and interpolated precision against recall, at the records' grid points. Equal curves are
+    one labelled line."""
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    roc_ax, pr_ax = fig.subplots(1, 2)
+    style = styles(curves)
+    panels = ((roc_ax, "roc_tpr", "roc_auc", "ROC-AUC"), (pr_ax, "pr_precision", "ap", "AP"))
+    for ax, name, score, short in panels:
+        lines = {s: (c["grid"], c[name]) for s, c in curves.items()}
+        for label, (x, y) in _same(lines).items():
+            first = curves[label.split(", ")[0]]
+            area = "-" if pd.isna(first[score]) else fixed(first[score], 4)
+            about = "equal curves" if ", " in label else f"seed {first['seed']}, {short} {area}"
+            ax.plot(x, y, **style[label.split(", ")[0]], lw=1.2, marker=".", ms=3,
+                    label=f"{label} ({about})")  # fmt: skip
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower right" if name == "roc_tpr" else "lower left")
+    roc_ax.set(xlabel="false-positive rate", ylabel="true-positive rate (macro)",
+               title="ROC", xlim=(-0.02, 1.02))  # fmt: skip
+    pr_ax.set(xlabel="recall", ylabel="interpolated precision (macro)", title="precision-recall",
+              xlim=(-0.02, 1.02))  # fmt: skip
+    for ax in (roc_ax, pr_ax):
+        ax.title.set_fontsize(9)
+    fig.suptitle(f"{task}: test-set curves of each schedule's median run", fontsize=10)
+    return fig

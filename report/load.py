@@ -33,6 +33,7 @@ class Results:
     sweep: dict  # sweep.json (the protocol that produced the runs); {} when absent
     skipped: list[tuple[str, str]]  # (file name, why) of files in runs/ that are not records
     failed: list[dict]  # failed/<key>.json of runs that crashed and have no record
+    examples: dict[str, dict] = field(default_factory=dict)  # key: the record's `test` (4+)
     problems: dict[str, tuple[str, int]] = field(default_factory=dict)  # budgets.split
     derived_targets: dict[str, list[float]] = field(default_factory=dict)  # reachable_targets
 
@@ -86,6 +87,7 @@ def load(folder: Path) -> Results:
             for p in sorted((folder / "failed").glob("*.json"))
             if (f := _json(p)) and f.get("key") not in keys
         ],
+        examples={r["key"]: r["test"] for r in records if "test" in r},
     )
 
 

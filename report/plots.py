@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from report import figures, stats, tables
+from report import classification, figures, stats, tables
 from report.findings import plural
 from report.load import Results
 from report.tables import Table
@@ -62,6 +62,13 @@ def plots(results: Results, cited: dict[str, Table], order: list[str], perf) -> 
             )
         ],
     }
+    drawn = {t: classification.curves(final, results, t) for t in order}
+    out["roc_pr"] = [
+        plot(f"roc-pr-{t}", f"{t}: macro ROC and precision-recall curves on test of each "
+             "schedule's median run by test accuracy (its seed and area in the legend)",
+             figures.roc_pr_curves(c, t))
+        for t, c in drawn.items() if c
+    ]  # fmt: skip
     if "budgets" in cited:
         caption = ("Final test accuracy against the budget, each budget with its own tuned lr "
                    "and the same seeds: mean with its 95% t interval")  # fmt: skip

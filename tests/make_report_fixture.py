@@ -1,4 +1,4 @@
-"""Write the report's fixture results: synthetic run records shaped like real ones (schema 3).
+"""Write the report's fixture results: synthetic run records shaped like real ones (schema 4).
 
     python tests/make_report_fixture.py [FOLDER]   # default: rewrites tests/fixtures/report_*/
 
@@ -16,10 +16,16 @@ steps for them.
 
 Real specs and keys (``RunSpec.make``), task kind and optimizer family from the registries,
 curves that rise towards a schedule-dependent accuracy, time to target read off the curve as the
-engine does, and the digests of the schedule's lr and momentum over the updates made. Each
-fixture is drawn from its own fixed seed, so rerunning the script gives the same files.
+engine does, the digests of the schedule's lr and momentum over the updates made, and test
+results (``test_results``): which test examples a run got right (the easiest by a per-task
+difficulty plus the run's own noise, as many as its accuracy says, so runs pair example by
+example), and macro ROC and precision-recall curves whose areas are its ROC-AUC and average
+precision. Each fixture is drawn from its own fixed seed, so rerunning the script gives the
+same files; the test results from a generator seeded by the run's key, so adding them moved
+no other number.
 """
 
+import hashlib
 import json
 import math
 import shutil
@@ -34,7 +40,7 @@ from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import TASKS
 from benchmark.engines.semantics import sequence_digest
 from benchmark.records import record as records
-from benchmark.records.metrics import time_to_target
+from benchmark.records.metrics import CURVE_GRID, pack_bits, time_to_target
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCHEDULES = {  # schedule -> (convergence rate per epoch, best lr factor on the grid)
@@ -121,6 +127,31 @@ def curve(spec: RunSpec, rng, final: float, rate: float, diverged: bool) -> list
     return points
 
 
+def test_results(spec: RunSpec, test_acc: float, roc_auc, ap) -> dict:
+    """The record's ``test`` field: the first ``eval_size`` of a per-task set of labels, the
+    ``test_acc`` share of them right, and curves ``tpr = fpr ** (1 / roc_auc - 1)`` and
+    ``precision = 1 - 5 (1 - ap) recall ** 4``, whose areas are ``roc_auc`` and ``ap``."""
+    task_rng = np.random.default_rng(sum(map(ord, spec.task)))  # the task's test examples
+    labels, difficulty = task_rng.integers(0, 10, spec.eval_size), task_rng.random(spec.eval_size)
+    noise = np.random.default_rng(int(spec.key, 16)).normal(0, 0.1, spec.eval_size)
+    correct = np.zeros(spec.eval_size, bool)
+    correct[np.argsort(difficulty + noise)[: round(test_acc * spec.eval_size)]] = True
+    scored = roc_auc is not None
+    return {
+        "split": "test",
+        "examples": spec.eval_size,
+        "labels_digest": hashlib.sha256(labels.astype("<i8").tobytes()).hexdigest()[:16],
+        "correct": pack_bits(correct),
+        "curves": {
+            "grid": CURVE_GRID.tolist(),
+            "roc_tpr": np.round(CURVE_GRID ** (1 / roc_auc - 1), 6).tolist() if scored else None,
+            "pr_precision": np.round(1 - 5 * (1 - ap) * CURVE_GRID**4, 6).tolist()
+            if scored
+            else None,
+        },
+    }
+
+
 def record(spec: RunSpec, rng, design: dict, seed_effect: float) -> dict:
     task, (rate, best_factor) = TASKS[spec.task], SCHEDULES[spec.schedule]
     miss = 0.01 * math.log(spec.lr / task.lr / best_factor) ** 2  # lost away from the best lr
@@ -136,8 +167,10 @@ def record(spec: RunSpec, rng, design: dict, seed_effect: float) -> dict:
     train_s = points[-1]["wall_s"]
     seq = sequences(spec.schedule, spec.lr, Budget(spe * spec.epochs, spe), spec.schedule_params)
     done = points[-1]["step"]
+    roc_auc = None if diverged else round(0.99 + 0.009 * test_acc, 4)
+    ap = None if diverged else round(test_acc - 0.0008, 4)
     return {
-        "schema": 3,
+        "schema": 4,
         "key": spec.key,
         "spec": spec.to_dict(),
         "task": {
@@ -163,13 +196,15 @@ def record(spec: RunSpec, rng, design: dict, seed_effect: float) -> dict:
             "test_macro_f1": round(test_acc - 0.001, 4),
             "test_macro_precision": round(test_acc - 0.0005, 4),
             "test_macro_recall": round(test_acc - 0.001, 4),
-            "test_roc_auc_ovr": None if diverged else round(0.99 + 0.009 * test_acc, 4),
+            "test_roc_auc_ovr": roc_auc,
+            "test_macro_ap": ap,
             "test_per_class_acc": per_class,
             "val_acc_final": vals[-1],
             "val_loss_final": points[-1]["val_loss"],
             "val_acc_best": max(vals),
             "train_loss_final": points[-1]["train_loss"],
         },
+        "test": test_results(spec, test_acc, roc_auc, ap),
         "time_to_target": time_to_target(points, task.targets),
         "curve": points,
         "digests": {

@@ -20,7 +20,7 @@ import pytest
 import make_report_fixture
 from benchmark.catalogue.schedules import Budget, sequences
 from benchmark.engines.semantics import sequence_digest
-from report import budgets, findings, identical, stats, tables, verdicts
+from report import budgets, classification, findings, identical, stats, tables, verdicts
 from report.__main__ import PREVIEW, main
 from report.build import build, tables_of
 from report.load import SkippedRecord, load, load_perf
@@ -91,8 +91,8 @@ def budget_report(tmp_path_factory):
 
 
 IMAGES = {  # figures in each report
-    "report": 3 + 1 + 1 + 1 + 1,  # curves x3 tasks, km, ranks, profiles, lr
-    "budget_report": 4 + 1 + 1 + 1 + 1 + 1,  # curves x2 tasks x2 budgets, accuracy by budget
+    "report": 3 + 3 + 1 + 1 + 1 + 1,  # curves and ROC/PR x3 tasks, km, ranks, profiles, lr
+    "budget_report": 4 + 4 + 1 + 1 + 1 + 1 + 1,  # both x2 tasks x2 budgets, accuracy by budget
 }
 
 
@@ -198,6 +198,57 @@ def test_statistics_in_the_tables_match_the_runs(report):
     hard = ttt[(ttt.task == "mnist_mlp_adam") & (ttt.target == 0.98)].set_index("schedule")
     runs = final[(final.task == "mnist_mlp_adam") & (final.schedule == "onecycle")]
     assert hard.loc["onecycle", "n_reached"] == runs["reached_0.98"].sum()
+
+
+def test_every_metric_is_tabulated_and_the_median_runs_curves_drawn(report):
+    results, context, _ = report
+    final = results.final
+    table = context["tables"]["metrics"].frame.set_index(["task", "schedule"])
+    gru = final[(final.task == "smnist_gru") & (final.schedule == "onecycle")]
+    row = table.loc[("smnist_gru", "onecycle")]
+    assert (row.n, row.n_scored) == (8, 7)  # the diverged run has no finite scores
+    for name, column in classification.METRICS.items():
+        values = gru[column].dropna()
+        assert row[name] == pytest.approx(values.mean())
+        lo, hi = stats.mean_ci(values.to_numpy())
+        assert (row[f"{name}_lo"], row[f"{name}_hi"]) == pytest.approx((lo, hi))
+    medians = classification.median_runs(final).set_index(["task", "schedule"])
+    median = medians.loc[("smnist_gru", "onecycle")]
+    ranked = gru.sort_values(["test_acc", "seed"])
+    assert median.key == ranked.key.iloc[3]  # the lower median of 8: an actual run
+    drawn = classification.curves(final, results, "smnist_gru")["onecycle"]
+    recorded = results.examples[median.key]["curves"]
+    np.testing.assert_array_equal(drawn["pr_precision"], recorded["pr_precision"])
+    assert context["without_examples"] == 0
+    tasks = ["mnist_logreg", "mnist_mlp_adam", "smnist_gru"]
+    assert [p.name for p in context["plots"]["roc_pr"]] == [f"roc-pr-{t}" for t in tasks]
+
+
+def test_records_before_schema_4_are_read_and_their_limits_said(tmp_path):
+    """Schema 3 records hold no per-example results, average precision or curves: the report
+    renders them, leaves AP empty, draws no curves for them and says so."""
+    folder = copy_fixture(tmp_path)
+
+    def schema_3(record):
+        del record["test"], record["metrics"]["test_macro_ap"]
+        return record | {"schema": 3}
+
+    edit_records(folder, lambda r: r if r["spec"]["task"] == "mnist_logreg" else schema_3(r))
+    results = load(folder)
+    context = build(results)
+    assert set(results.examples) == set(results.runs.key[results.runs.task == "mnist_logreg"])
+    assert context["without_examples"] == 64
+    assert [p.name for p in context["plots"]["roc_pr"]] == ["roc-pr-mnist_logreg"]
+    table = context["tables"]["metrics"].frame
+    assert table.ap.isna().tolist() == (table.task != "mnist_logreg").tolist()
+    assert table.roc_auc.notna().all()  # older records have it
+    page = html(context)
+    assert "64 final run(s) come from records older than schema 4" in page
+    assert "pair two schedules example by example nor resample test examples" in page
+    edit_records(folder, lambda r: schema_3(r) if "test" in r else r)
+    only_old = build(load(folder))
+    assert only_old["plots"]["roc_pr"] == []
+    assert only_old["tables"]["metrics"].frame.ap.isna().all()
 
 
 def test_answer_carries_numbers_and_verdicts(report):

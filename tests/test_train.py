@@ -4,6 +4,8 @@ Runs use the in-memory ``digits`` problem (conftest.py) in place of each task's 
 they take well under a second each on the CPU.
 """
 
+import base64
+import hashlib
 import json
 import re
 from dataclasses import replace
@@ -83,10 +85,29 @@ def test_record_matches_schema(digit_tasks, tmp_path):
     fields = record_fields(reached) - {"time_to_target.<target>.val_acc"}
     fields -= {f"time_to_target.<target>.{k}" for k in ("lr", "train_loss", "val_loss")}
     assert fields == schema_fields()
-    assert record["schema"] == 3
+    assert record["schema"] == 4
     assert record["key"] == RunSpec(**record["spec"]).key
     records.write(tmp_path / "r.json", record)  # JSON without NaN
     assert records.read(tmp_path / "r.json") == json.loads(json.dumps(record))
+
+
+def test_record_says_which_test_examples_the_run_got_right(digit_tasks):
+    spec = RunSpec.make("mnist_mlp", "constant", seed=0, eval_size=90, **SMALL)
+    single = SingleRun(spec, digit_tasks, CPU)
+    record = single.run()
+    labels = digit_tasks.test.labels[:90]
+    expected = (single.logits(single.data.test_x).argmax(1) == labels).numpy()
+    np.testing.assert_array_equal(records.correct(record), expected)
+    assert records.correct(record).mean() == record["metrics"]["test_acc"]
+    test = record["test"]
+    assert (test["split"], test["examples"]) == ("test", 90)
+    digest = hashlib.sha256(labels.numpy().astype("<i8").tobytes()).hexdigest()[:16]
+    assert test["labels_digest"] == digest  # the same 90 examples: the same digest
+    assert len(base64.b64decode(test["correct"])) == 12  # 90 bits, 8 a byte
+    grid = test["curves"]["grid"]
+    assert len(grid) == len(test["curves"]["roc_tpr"]) == len(test["curves"]["pr_precision"])
+    assert test["curves"]["roc_tpr"][-1] == 1.0  # every positive found at FPR 1
+    assert records.correct({"schema": 3}) is None  # older records kept only the count
 
 
 def test_curve_follows_the_budget(digit_tasks):
@@ -301,6 +322,8 @@ def test_absurd_lr_diverges_and_is_recorded(digit_tasks, tmp_path):
     assert record["budget"]["steps_done"] < record["budget"]["total_steps"]
     assert record["curve"][-1]["step"] == record["budget"]["steps_done"]
     assert record["metrics"]["test_loss"] is None
+    assert record["metrics"]["test_macro_ap"] is None  # NaN scores rank nothing
+    assert record["test"]["curves"]["roc_tpr"] is None
     records.write(tmp_path / "diverged.json", record)  # no NaN in JSON
 
 

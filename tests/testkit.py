@@ -159,3 +159,11 @@ def assert_equivalent(single: dict, batched: dict, engine: str) -> None:
             assert other == pytest.approx(value, rel=RTOL, abs=1e-6), (what, name)
         else:
             assert other == value, (what, name)
+    # the same test examples, each right or wrong alike (as the accuracies on the curve)
+    curves, other_curves = single["test"]["curves"], batched["test"]["curves"]
+    assert {**single["test"], "curves": None} == {**batched["test"], "curves": None}, what
+    for name, values in curves.items():
+        if values is None or other_curves[name] is None:
+            assert other_curves[name] == values, (what, name)
+        else:
+            assert other_curves[name] == pytest.approx(values, rel=RTOL, abs=1e-5), (what, name)

@@ -21,8 +21,9 @@ does (DESIGN.md, "Engines share one semantics"):
   evaluations without a better dev accuracy.
 - ``loss_function``: the task's loss, for training and dev evaluation alike.
 - ``curve_point``, ``test_metrics`` and ``run_record``: one evaluation of the curve, the test
-  metrics, and the whole record (``benchmark.records.record.assemble``) from the run's parts,
-  the same for every engine; time to target is ``metrics.time_to_target``.
+  metrics with the per-example results and curves, and the whole record
+  (``benchmark.records.record.assemble``) from the run's parts, the same for every engine;
+  time to target is ``metrics.time_to_target``.
 """
 
 import hashlib
@@ -42,7 +43,12 @@ from benchmark.data import datasets as data
 from benchmark.engines.models import get_model
 from benchmark.engines.provenance import provenance
 from benchmark.records import record
-from benchmark.records.metrics import classification_metrics, finite, time_to_target
+from benchmark.records.metrics import (
+    classification_metrics,
+    finite,
+    per_example,
+    time_to_target,
+)
 
 EVAL_BATCH = 1000  # examples per forward pass when evaluating (memory only, not semantics)
 
@@ -248,8 +254,13 @@ def loss_function(task: Task):
 
 
 def test_metrics(logits: Tensor, data: Examples) -> dict:
-    """The record's ``metrics`` from a run's test logits ``[N, classes]``."""
-    return classification_metrics(logits.cpu().numpy(), data.test_y.cpu().numpy(), data.classes)
+    """What a run's test logits ``[N, classes]`` give its record: the test ``metrics``
+    (``classification_metrics`` less its curves) and its ``test`` field: which examples it got
+    right (``per_example``) and the macro ROC and precision-recall ``curves``."""
+    logits, labels = logits.cpu().numpy(), data.test_y.cpu().numpy()
+    metrics = classification_metrics(logits, labels, data.classes)
+    curves = metrics.pop("curves")
+    return {"metrics": metrics, "test": per_example(logits, labels) | {"curves": curves}}
 
 
 def run_record(

@@ -12,16 +12,19 @@ and writing refuses a NaN that slipped through.
 import json
 from pathlib import Path
 
-from benchmark.records.atomic import write_atomic
+import numpy as np
 
-SCHEMA = 3  # 3: digests of the applied lr and momentum; 2: task, optimizer family, groups
-READABLE = (1, 2, 3)  # schemas report/ still reads (1 lacks `task`, 1 and 2 lack `digests`)
+from benchmark.records.atomic import write_atomic
+from benchmark.records.metrics import unpack_bits
+
+SCHEMA = 4  # 4: per-example test results, average precision, curves; 3: lr/momentum digests
+READABLE = (1, 2, 3, 4)  # schemas report/ reads (1 lacks `task`, 1-2 `digests`, 1-3 `test`)
 FIELDS = (
     "schema", "key", "spec", "task", "status", "diverged_at_step", "stopped_early_at_step",
-    "budget", "metrics", "time_to_target", "curve", "digests", "optimizer", "engine", "timing",
-    "provenance",
+    "budget", "metrics", "test", "time_to_target", "curve", "digests", "optimizer", "engine",
+    "timing", "provenance",
 )  # fmt: skip
-ADDED = {"task": 2, "digests": 3}  # top-level fields newer than schema 1: the schema adding it
+ADDED = {"task": 2, "digests": 3, "test": 4}  # fields newer than schema 1: the schema adding it
 
 
 def problem(record, key: str | None = None, schemas=(SCHEMA,)) -> str | None:
@@ -59,7 +62,8 @@ def assemble(
 ) -> dict:
     """The record of a finished run, from what an engine measured (fields in FIELDS order).
 
-    ``test``: ``benchmark.records.metrics.classification_metrics`` of the final weights on test;
+    ``test``: ``semantics.test_metrics`` of the final weights on test (``metrics``, the
+    scalars and per-class accuracies, and ``test``, the per-example results and curves);
     ``curve``: the dev evaluations (``semantics.curve_point``); the metrics' dev summary is
     read off the curve; ``digests``: ``semantics.Rules.digests``.
     """
@@ -73,12 +77,13 @@ def assemble(
         "stopped_early_at_step": stopped_at,
         "budget": budget,
         "metrics": {
-            **{f"test_{k}": v for k, v in test.items()},
+            **{f"test_{k}": v for k, v in test["metrics"].items()},
             "val_acc_final": curve[-1]["val_acc"],
             "val_loss_final": curve[-1]["val_loss"],
             "val_acc_best": max(p["val_acc"] for p in curve),
             "train_loss_final": curve[-1]["train_loss"],
         },
+        "test": test["test"],
         "time_to_target": time_to_target,
         "curve": curve,
         "digests": digests,
@@ -98,3 +103,10 @@ def write(path: Path, record: dict) -> None:
 def read(path: Path) -> dict:
     """The JSON in ``path`` (OSError, ValueError when unreadable or not JSON)."""
     return json.loads(Path(path).read_text())
+
+
+def correct(record: dict) -> np.ndarray | None:
+    """Which test examples the run got right (``bool[test.examples]``, in the split's order),
+    or None for a record older than schema 4, which kept only the count (``test_acc``)."""
+    test = record.get("test")
+    return None if test is None else unpack_bits(test["correct"], test["examples"])

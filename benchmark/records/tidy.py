@@ -23,7 +23,8 @@ runs.csv: one row per run, sorted by phase, task, schedule, lr, seed (then key).
   steps_done, total_steps  updates made, and the budget in updates
   test_examples            test examples evaluated (test_acc x test_examples is a count)
   test_acc, test_loss, test_macro_f1, test_macro_precision, test_macro_recall,
-  test_roc_auc_ovr, test_acc_class_<i> (i = 0, 1, ...: from test_per_class_acc),
+  test_roc_auc_ovr, test_macro_ap (empty for records older than schema 4),
+  test_acc_class_<i> (i = 0, 1, ...: from test_per_class_acc),
   val_acc_final, val_loss_final, val_acc_best, train_loss_final
                            the record's scalar metrics, in its order (test: the final
                            weights on test; val: the dev curve); see results/SCHEMA.md
