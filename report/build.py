@@ -109,7 +109,11 @@ def build(results: Results, other: Results | None = None, perf: pd.DataFrame | N
         "answer": _answer(results, cited, merged, order),
         "budget": section,
         "matrix": _matrix_rows(
-            cited["recommendation"].frame, cited["ranks"].frame.schedule, order, kinds
+            cited["recommendation"].frame,
+            cited["ranks"].frame.schedule,
+            order,
+            kinds,
+            tables.grid_edges(final, results.tune),
         ),
         "guidance": findings.guidance(cited["recommendation"].frame, kinds, results.task_of),
         "merged": merged,
@@ -232,10 +236,10 @@ def _takeaways(results: Results, cited: dict[str, Table], kinds: dict, section) 
     return out
 
 
-def _matrix_rows(matrix: pd.DataFrame, order, problems: list[str], kinds: dict) -> dict:
+def _matrix_rows(matrix: pd.DataFrame, order, problems: list[str], kinds: dict, edges) -> dict:
     """The matrix for the template: tasks (kind, headline target) in ``problems``' order and a
     row per schedule, in ``order`` (by mean rank); each cell (accuracy, P(best) or None,
-    speed)."""
+    speed, the grid edge its lr sits on or None: ``tables.grid_edges``)."""
     targets = matrix.drop_duplicates("task").set_index("task").target
     heads = [{"task": t, "kind": kinds[t], "target": targets[t]} for t in problems]
     cells = matrix.set_index(["schedule", "task"])
@@ -248,7 +252,7 @@ def _matrix_rows(matrix: pd.DataFrame, order, problems: list[str], kinds: dict) 
                 continue
             c = cells.loc[(s, h["task"])]
             p_best = c.p_best if c.accuracy.startswith("best") else None
-            row.append((c.accuracy, p_best, c.speed))
+            row.append((c.accuracy, p_best, c.speed, edges.get((s, h["task"]))))
         rows.append({"schedule": s, "cells": row})
     return {"tasks": heads, "rows": rows}
 

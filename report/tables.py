@@ -286,6 +286,22 @@ def sensitivity(tune: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
+def grid_edges(final: pd.DataFrame, tune: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(schedule, task) -> "high" or "low" where the final runs' lr is the largest or smallest
+    lr its tuning tried (of two or more): a better lr may lie outside what was tried. The
+    protocol extends the grid past such an edge, so one left is at the extension's bound."""
+    tried = tune.groupby(["schedule", "task"]).lr.agg(["min", "max", "nunique"])
+    edges = {}
+    for (schedule, task), lr in final.groupby(["schedule", "task"]).lr.first().items():
+        if (schedule, task) not in tried.index:
+            continue
+        low, high, n = tried.loc[(schedule, task)]
+        edge = "high" if lr >= high else "low" if lr <= low else ""
+        if edge and n > 1:
+            edges[schedule, task] = edge
+    return edges
+
+
 def headline_target(ttt: pd.DataFrame, task: str) -> float:
     """The hardest target that at least half of the task's final runs reached (else the easiest)."""
     rows = ttt[ttt.task == task]

@@ -781,3 +781,20 @@ def test_identical_schedules_are_merged_per_budget(tmp_path):
     assert len(table) == 2 * 5 * 2  # tasks x names x budgets: the merged pair under each name
     for task in ("fmnist_mlp", "mnist_logreg"):
         assert table.loc[(task, "step", 1)].equals(table.loc[(task, "constant", 1)])
+
+
+def test_a_choice_at_an_edge_of_the_lrs_tried_is_flagged_on_page_one(report):
+    final = pd.DataFrame(
+        {"schedule": ["a", "b", "c", "d"], "task": "t", "lr": [1.0, 0.1, 0.3, 1.0]}
+    )
+    tune = pd.DataFrame({
+        "schedule": ["a"] * 3 + ["b"] * 3 + ["c"] * 3 + ["d"],
+        "task": "t", "lr": [0.1, 0.3, 1.0] * 3 + [1.0],
+    })  # fmt: skip
+    assert tables.grid_edges(final, tune) == {("a", "t"): "high", ("b", "t"): "low"}
+    results, context, _ = report
+    edges = tables.grid_edges(results.final, results.tune)
+    cells = [c for row in context["matrix"]["rows"] for c in row["cells"] if c]
+    assert sum(c[3] is not None for c in cells) == len(edges)
+    page = html(context).split('id="recommendation"')[1].split("</figure>")[0]
+    assert page.count("lr at the ") == len(edges) + 1  # each flagged cell, and the key
