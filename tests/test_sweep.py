@@ -58,6 +58,7 @@ def finished_sweep(tmp_path_factory) -> Path:
     """The fake sweep, run once in this process (one worker): tests copy it (``finished``)."""
     saved_tasks, saved_data = dict(tasks.TASKS), dict(datasets.DATASETS)
     sys.path.insert(0, str(TESTS))
+    sys.modules.pop("fakes", None)  # imported afresh: its registrations, not a test's leftovers
     try:
         path = tmp_path_factory.mktemp("sweep") / "fake.toml"
         path.write_text(SWEEP)
