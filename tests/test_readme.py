@@ -44,7 +44,7 @@ COMMANDS = {
     "python -m benchmark lr-find": (["--train-size", "2048", "--steps", "30"], 0, ""),
     "python -m benchmark run --sweep quick": (SWEEP_SUBSET, 0, ""),
     "python -m benchmark run --sweep full --device cuda": ([], 2, "torch sees no GPU"),
-    "python -m benchmark run --sweep full --executor slurm": ([], 2, "no sbatch on PATH"),
+    "python -m benchmark run --sweep full --executor slurm": ([], 2, "the cluster's login node"),
 }
 
 
