@@ -94,15 +94,22 @@ def runner(
     workers: int = 1,
     engine: str = "auto",
     extra: list[str] = (),
+    environ: dict | None = None,
 ):
     """``python -m benchmark run`` on ``sweep`` in a subprocess (stdout, stderr piped), the
-    leader of its own process group (as a terminal's foreground job is)."""
+    leader of its own process group (as a terminal's foreground job is); ``environ`` adds to
+    its environment."""
     argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep), "--results",
             str(results), "--device", "cpu", "--workers", str(workers),
             "--engine", engine, *extra]  # fmt: skip
     pipe = subprocess.PIPE
     return subprocess.Popen(
-        argv, stdout=pipe, stderr=pipe, text=True, env=env(fault), process_group=0
+        argv,
+        stdout=pipe,
+        stderr=pipe,
+        text=True,
+        env=env(fault) | (environ or {}),
+        process_group=0,
     )
 
 
