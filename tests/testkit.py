@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -78,6 +79,20 @@ def records(results: Path) -> dict[str, dict]:
     """The untimed records of a results folder, by key."""
     paths = sorted((results / "runs").glob("*.json"))
     return {p.stem: untimed(record.read(p)) for p in paths}
+
+
+def assert_whole(results: Path, expected: dict[str, dict]) -> None:
+    """Every run once, equal to the uninterrupted sweep's to the last bit (provenance included:
+    the same thread count); no temporary files; tables agree."""
+    assert records(results) == expected
+    leftovers = [p for p in results.rglob("*") if p.name.endswith(".tmp") or ".stale-" in p.name]
+    assert leftovers == []
+    assert not list((results / "claims").iterdir())
+    runs_csv = pd.read_csv(results / "runs.csv")
+    assert sorted(runs_csv.key) == sorted(expected)
+    assert len(pd.read_csv(results / "curves.csv")) == sum(
+        len(r["curve"]) for r in expected.values()
+    )
 
 
 def env(fault: str | None = None) -> dict:
