@@ -4,8 +4,11 @@ uninterrupted sweep's records."""
 
 import pytest
 
+from benchmark.catalogue.errors import InputError
 from benchmark.catalogue.spec import RunSpec
+from benchmark.cli import main
 from benchmark.sweeps import deadline as dl
+from benchmark.sweeps import protocol
 from testkit import FAKE_RUNS, assert_whole, records, runner
 
 
@@ -61,6 +64,18 @@ def test_costs_need_a_measured_run():
     costs.add(specs(1)[0], 4.0)
     costs.add(specs(2)[1], 6.0)
     assert costs.expected("mnist_logreg", 1) == 5.0
+
+
+def test_a_deadline_from_the_sweep_file_or_the_command_line(tmp_path, capsys):
+    assert protocol.load("smoke").deadline is None
+    assert protocol.load("smoke", [("deadline", 600)]).deadline == 600
+    for bad in (0, -5, "soon"):
+        with pytest.raises(InputError, match="deadline must be a number of seconds > 0"):
+            protocol.load("smoke", [("deadline", bad)])
+    results = tmp_path / "r"
+    assert main(["run", "--sweep", "smoke", "--results", str(results), "--deadline", "-1"]) == 2
+    assert "--deadline must be a number of seconds >= 0, got -1.0" in capsys.readouterr().err
+    assert not results.exists()
 
 
 @pytest.mark.slow

@@ -280,21 +280,17 @@ def local(
     ``options.threads`` threads; one unit left, or one worker, runs in this process. A unit
     starts when a worker is free, if it fits the deadline; else its runs are deferred."""
     cuda = uses_cuda(options)
-    workers = 1 if cuda else options.workers or os.cpu_count() or 1
     todo = deque(units(phase, pending, options.engine, cuda))
-    if min(workers, len(todo)) <= 1:
+    workers = min(1 if cuda else options.workers or os.cpu_count() or 1, len(todo))
+    if workers <= 1:
         for unit in todo:
-            yield from (
-                run_group(*_dicts(unit), options)
-                if deadline.fits(unit.train)
-                else (_deferred(unit))
-            )
+            fits = deadline.fits(unit.train)
+            yield from run_group(*_dicts(unit), options) if fits else _deferred(unit)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch
     with ProcessPoolExecutor(
-        min(workers, len(todo)), mp_context=context, initializer=_worker_init,
-        initargs=(options.plugins,),
-    ) as pool:  # fmt: skip
+        workers, mp_context=context, initializer=_worker_init, initargs=(options.plugins,)
+    ) as pool:
         running = {}
         try:
             while todo or running:

@@ -46,10 +46,12 @@ POLL_S = 5.0  # how often a runner looks again at runs claimed by another proces
 def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, list[Outcome]]:
     """Tune, select, final; then the tables. The outcomes of each phase's pending runs (those
     ``deferred`` by the deadline included: then the sweep stopped at its deadline)."""
-    at = options.deadline or (sweep.deadline and time.time() + sweep.deadline)
+    at = options.deadline  # else the sweep file's, from now
+    if at is None and sweep.deadline is not None:
+        at = time.time() + sweep.deadline
     options = replace(
         options, plugins=sweep.plugins, engine=options.engine or sweep.engine,
-        threads=options.threads or sweep.threads, deadline=at or None,
+        threads=options.threads or sweep.threads, deadline=at,
     )  # fmt: skip
     check(sweep, options)
     deadline = Deadline(options.deadline)
@@ -132,7 +134,7 @@ def check(sweep: protocol.Sweep, options: Options) -> None:
 
 
 def run_phase(
-    phase: str, specs: list[RunSpec], options: Options, log=print, deadline: Deadline = None
+    phase: str, specs: list[RunSpec], options: Options, log=print, deadline: Deadline | None = None
 ) -> list[Outcome]:
     """Run the pending ``specs``, waiting for those another process holds (until the
     deadline); their outcomes."""
