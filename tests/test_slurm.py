@@ -5,7 +5,8 @@ and the job killed mid-job (a node failure), the node DOWN, the job requeued: no
 or duplicated.
 
 The cluster is started once per test process and stopped by the last process that used it
-(a shared lock: pytest-xdist runs several). Where the packages are not installed, or we are not
+(a shared lock: pytest-xdist runs several); the node-failure test takes the node alone, since a
+node DOWN requeues every job on it. Where the packages are not installed, or we are not
 root, the tests skip with one line (README, "Development": the cluster tests' system line).
 """
 
@@ -51,6 +52,27 @@ def cluster():
         with contextlib.suppress(BlockingIOError):  # another process still uses it: it stops it
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             subprocess.run([SCRIPTS / "stop"], capture_output=True, check=True)
+
+
+@contextlib.contextmanager
+def node_lock(mode: int):
+    with (STATE / "node.lock").open("w") as lock:
+        fcntl.flock(lock, mode)
+        yield
+
+
+@pytest.fixture
+def node(cluster):
+    """The cluster, its node shared with the other tests but the node-failure test."""
+    with node_lock(fcntl.LOCK_SH):
+        yield cluster
+
+
+@pytest.fixture
+def alone(cluster):
+    """The cluster, its node to this test alone: a node DOWN requeues every job on it."""
+    with node_lock(fcntl.LOCK_EX):
+        yield cluster
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +135,8 @@ def wait_for(what: str, test, timeout: float = 120, every: float = 0.5):
     raise AssertionError(f"{what}: not within {timeout} s")
 
 
-def test_an_array_sweep_equals_the_local_executor(world, cluster, tmp_path):
-    driver = drive(world, tmp_path / "r", cluster)
+def test_an_array_sweep_equals_the_local_executor(world, node, tmp_path):
+    driver = drive(world, tmp_path / "r", node)
     _out, err = driver.communicate(timeout=300)
     assert driver.returncode == 0, err
     assert_whole(tmp_path / "r", world[1])
@@ -122,11 +144,19 @@ def test_an_array_sweep_equals_the_local_executor(world, cluster, tmp_path):
     assert len(tasks) == 4  # two array tasks a phase
 
 
-def test_scancel_of_a_running_task_then_resume(world, cluster, tmp_path):
-    results = tmp_path / "r"
+def test_scancel_of_a_running_task_then_resume(world, node, tmp_path):
+    """A task cancelled at its first run: Slurm sends SIGCONT and SIGTERM (which submitit
+    logs and ignores), then SIGKILL after KillWait; held (SIGSTOP) once the SIGTERM came, it
+    cannot finish its runs meanwhile, as it might on a busy machine."""
+    cluster, results = node, tmp_path / "r"
     driver = drive(world, results, cluster)
-    task = job_of(running_run(results))
+    pid = running_run(results)
+    task = job_of(pid)
     subprocess.run(["scancel", task], env=os.environ | cluster, check=True)
+    log = results / "slurm" / task / f"{task}_0_log.out"
+    wait_for("SIGTERM", lambda: "Bypassing signal SIGTERM" in log.read_text(), 30, every=0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGSTOP)
     _out, err = driver.communicate(timeout=300)
     assert driver.returncode == 1, err  # the cancelled task's runs failed; the final phase waits
     assert "UncompletedJobError" in err, err  # no result: the task's unfinished runs failed
@@ -138,14 +168,12 @@ def test_scancel_of_a_running_task_then_resume(world, cluster, tmp_path):
     assert_whole(results, world[1])
 
 
-def test_a_time_limit_warns_and_the_task_checkpoints_requeues_and_finishes(
-    world, cluster, tmp_path
-):
+def test_a_time_limit_warns_and_the_task_checkpoints_requeues_and_finishes(world, node, tmp_path):
     """A running task is held (SIGSTOP) and its time limit cut to one minute: Slurm sends its
     warning, SIGUSR2 (with a SIGCONT: it goes on), at its next time-limit check (~30 s);
     submitit checkpoints the task and requeues it; the requeued task gets its hour back and
     finishes."""
-    results = tmp_path / "r"
+    cluster, results = node, tmp_path / "r"
     driver = drive(world, results, cluster)
     pid = running_run(results)
     task = job_of(pid)
@@ -165,10 +193,10 @@ def test_a_time_limit_warns_and_the_task_checkpoints_requeues_and_finishes(
         assert step in log
 
 
-def test_slurmd_and_the_job_killed_then_the_node_back(world, cluster, tmp_path):
+def test_slurmd_and_the_job_killed_then_the_node_back(world, alone, tmp_path):
     """A node failure: slurmd and every process of the job killed; after SlurmdTimeout the
     node is DOWN and the job requeued; slurmd restarted, the job runs again and finishes."""
-    results = tmp_path / "r"
+    cluster, results = alone, tmp_path / "r"
     driver = drive(world, results, cluster)
     task = job_of(running_run(results))
     victims = [int((STATE / "slurmd.pid").read_text()), *processes_of(job(task, cluster)["JobId"])]
