@@ -142,6 +142,7 @@ def build(results: Results, other: Results | None = None, perf: pd.DataFrame | N
             d: {n: stats.coverage(n, d) for n in stats.COVERAGE_N} for d in stats.DISTRIBUTIONS
         },
         "provenance": _provenance(results),
+        "machines": machines(results.provenance),
         "diverged": results.runs[results.runs.status == "diverged"],
         "results": results,
     }
@@ -286,6 +287,16 @@ def _shown(folder: Path) -> str:
         return str(folder.resolve().relative_to(ROOT))
     except ValueError:
         return str(folder)
+
+
+def machines(provenance: pd.DataFrame) -> list[tuple[str, str, int]]:
+    """(host, device, records) of each machine and device the records were made on, most
+    records first; a record older than ``provenance.host`` names no host ("unnamed")."""
+    hosts = provenance.get("host", pd.Series("unnamed", index=provenance.index))
+    made = pd.DataFrame({"host": hosts.fillna("unnamed"), "device": provenance.device})
+    counts = made.value_counts(sort=False).reset_index(name="n")
+    counts = counts.sort_values(["n", "host", "device"], ascending=[False, True, True])
+    return [(r.host, r.device, int(r.n)) for r in counts.itertuples()]
 
 
 def _provenance(results: Results) -> list[tuple[str, str]]:

@@ -1,6 +1,8 @@
-"""Shared fixtures and the marker rules: `gpu` needs CUDA, `data` needs the prepared datasets."""
+"""Shared fixtures and the marker rules: `gpu` needs CUDA, `data` needs the prepared datasets;
+the uninterrupted sweeps that kill, deadline and merge tests compare against (``worlds``)."""
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from benchmark.catalogue import datasets
 from benchmark.data import datasets as data
 from benchmark.data import idx
-from testkit import Digits
+from testkit import FAKE_RUNS, FAKE_SWEEP, Digits, records, runner
 
 
 def pytest_collection_modifyitems(config, items):
@@ -97,3 +99,31 @@ def digit_tasks(monkeypatch, digits):
     for name, task in list(tasks.TASKS.items()):
         monkeypatch.setitem(tasks.TASKS, name, dataclasses.replace(task, dataset="digits"))
     return digits.splits
+
+
+def make_world(folder: Path, engine: str = "auto") -> tuple[Path, dict[str, dict]]:
+    """The sweep file, and the records of an uninterrupted sweep to compare against: made by
+    two worker processes, while the runs killed or stopped in the tests run in one process (so
+    that a fault point counts every run) and resume with two workers, or in this process when
+    one unit is left."""
+    path = folder / "fake.toml"
+    path.write_text(FAKE_SWEEP)
+    whole = folder / "whole"
+    done = runner(path, whole, engine=engine, workers=2).communicate(timeout=300)
+    assert len(records(whole)) == FAKE_RUNS, done
+    return path, records(whole)
+
+
+@pytest.fixture(scope="session")
+def worlds(tmp_path_factory):
+    """``worlds(engine)``: the uninterrupted sweep of each engine, made once per test process
+    (a parametrized module fixture was made again each time the tests' order switched engine)
+    and only read by the tests (test_robustness, test_deadline, test_travel)."""
+    made = {}
+
+    def world_of(engine: str):
+        if engine not in made:
+            made[engine] = make_world(tmp_path_factory.mktemp(f"world-{engine}"), engine)
+        return made[engine]
+
+    return world_of

@@ -44,7 +44,7 @@ COMMANDS = {
     "python -m benchmark lr-find": (["--train-size", "2048", "--steps", "30"], 0, ""),
     "python -m benchmark run --sweep quick": (SWEEP_SUBSET, 0, ""),
     "python -m benchmark run --sweep full --device cuda": ([], 2, "torch sees no GPU"),
-    "python -m benchmark run --sweep full --executor slurm": ([], 2, "no sbatch on PATH"),
+    "python -m benchmark run --sweep full --executor slurm": ([], 2, "the cluster's login node"),
 }
 
 
@@ -147,13 +147,16 @@ def test_adding_an_optimizer(monkeypatch, digit_tasks):
     assert record["status"] == "ok"
 
 
-def test_ci_installs_the_readmes_system_line_and_nothing_else():
-    """CI runs the quick start's one system line, read from the README, and no other install."""
-    (line,) = [c for c in commands() if c.startswith("sudo apt-get")]
-    assert "libharfbuzz-subset0" in line  # WeasyPrint's subsetter: a reproducible PDF
+def test_ci_installs_the_readmes_system_lines_and_nothing_else():
+    """CI runs the quick start's system line and the cluster tests' line, read from the README,
+    and no other install."""
+    quick, cluster = [c for c in commands() if c.startswith("sudo apt-get")]
+    assert "libharfbuzz-subset0" in quick  # WeasyPrint's subsetter: a reproducible PDF
+    assert cluster.split()[-4:] == ["slurmctld", "slurmd", "slurm-client", "munge"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "grep -m1 '^sudo apt-get update' README.md" in ci
-    assert [c for c in ci.splitlines() if "apt-get install" in c] == []
+    assert f"grep -m1 '^{' '.join(cluster.split()[:5])} slurmctld' README.md" in ci
+    assert [c for c in ci.splitlines() if "apt-get install" in c and "grep -m1" not in c] == []
 
 
 def test_nox_sessions_the_readme_names_exist():

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,37 +25,10 @@ from benchmark.cli import main, parse_set
 from benchmark.data import datasets as data
 from benchmark.engines.single import SingleRun
 from benchmark.sweeps import protocol, store
-from testkit import FAKE_RUNS, FAKE_SWEEP, TESTS, env, records, runner, untimed
+from testkit import FAKE_RUNS, FAKE_SWEEP, TESTS, assert_whole, env, records, runner, untimed
 
 SWEEP, RUNS = FAKE_SWEEP, FAKE_RUNS
 FUZZ = int(os.environ.get("FUZZ_EXAMPLES", "150"))  # derandomized in CI; more to hunt locally
-
-
-def make_world(folder: Path, engine: str = "auto") -> tuple[Path, dict[str, dict]]:
-    """The sweep file, and the records of an uninterrupted sweep to compare against: made by
-    two worker processes, while the runs killed below run in one process (so that a fault point
-    counts every run) and resume with two workers, or in this process when one unit is left."""
-    path = folder / "fake.toml"
-    path.write_text(SWEEP)
-    whole = folder / "whole"
-    done = runner(path, whole, engine=engine, workers=2).communicate(timeout=300)
-    assert len(records(whole)) == RUNS, done
-    return path, records(whole)
-
-
-@pytest.fixture(scope="session")
-def worlds(tmp_path_factory):
-    """``worlds(engine)``: the uninterrupted sweep of each engine, made once per test process
-    (a parametrized module fixture was made again each time the tests' order switched engine)
-    and only read by the tests."""
-    made = {}
-
-    def world_of(engine: str):
-        if engine not in made:
-            made[engine] = make_world(tmp_path_factory.mktemp(f"world-{engine}"), engine)
-        return made[engine]
-
-    return world_of
 
 
 @pytest.fixture
@@ -77,20 +49,6 @@ KILL = {
     "single": {"mid-training": "step:150", "two runners": "step:100"},
     "batched": {"mid-training": "step:50", "two runners": "step:15"},
 }
-
-
-def assert_whole(results: Path, expected: dict[str, dict]) -> None:
-    """Every run once, equal to the uninterrupted sweep's to the last bit (provenance included:
-    the same thread count); no temporary files; tables agree."""
-    assert records(results) == expected
-    leftovers = [p for p in results.rglob("*") if p.name.endswith(".tmp") or ".stale-" in p.name]
-    assert leftovers == []
-    assert not list((results / "claims").iterdir())
-    runs_csv = pd.read_csv(results / "runs.csv")
-    assert sorted(runs_csv.key) == sorted(expected)
-    assert len(pd.read_csv(results / "curves.csv")) == sum(
-        len(r["curve"]) for r in expected.values()
-    )
 
 
 # ------------------------------------------------------------------------------ kill and resume

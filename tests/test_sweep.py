@@ -26,6 +26,7 @@ from benchmark.cli import main
 from benchmark.records import record, tidy
 from benchmark.sweeps import executors, protocol, store
 from benchmark.sweeps import runner as sweep
+from benchmark.sweeps.deadline import Costs
 from testkit import FAKE_RUNS, FAKE_SWEEP, records, runner
 
 TESTS = Path(__file__).resolve().parent
@@ -340,7 +341,7 @@ def test_a_sweep_killed_in_a_grid_extension_resumes_to_the_same_choice(fake_worl
 def test_eta_weighs_each_kind_of_run_by_its_own_cost(monkeypatch):
     cheap = [RunSpec.make("mnist_logreg", "cosine", seed=s, epochs=1) for s in range(4)]
     dear = [RunSpec.make("mnist_logreg", "cosine", seed=s, epochs=3) for s in range(4)]
-    eta = sweep.Eta(cheap + dear)
+    eta = sweep.Eta(cheap + dear, Costs())
     clock = iter([100.0, 101.0, 110.0, 120.0])
     monkeypatch.setattr(sweep.time, "perf_counter", lambda: next(clock))
     assert eta.after(cheap[0], executors.Outcome(cheap[0].key, "ok", 1.0)) is None  # no rate yet

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -81,6 +82,20 @@ def records(results: Path) -> dict[str, dict]:
     return {p.stem: untimed(record.read(p)) for p in paths}
 
 
+def assert_whole(results: Path, expected: dict[str, dict]) -> None:
+    """Every run once, equal to the uninterrupted sweep's to the last bit (provenance included:
+    the same thread count); no temporary files; tables agree."""
+    assert records(results) == expected
+    leftovers = [p for p in results.rglob("*") if p.name.endswith(".tmp") or ".stale-" in p.name]
+    assert leftovers == []
+    assert not list((results / "claims").iterdir())
+    runs_csv = pd.read_csv(results / "runs.csv")
+    assert sorted(runs_csv.key) == sorted(expected)
+    assert len(pd.read_csv(results / "curves.csv")) == sum(
+        len(r["curve"]) for r in expected.values()
+    )
+
+
 def env(fault: str | None = None) -> dict:
     """A subprocess environment that sees the fakes plugin, with ``fault`` injected if given."""
     path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
@@ -95,15 +110,22 @@ def runner(
     workers: int = 1,
     engine: str = "auto",
     extra: list[str] = (),
+    environ: dict | None = None,
 ):
     """``python -m benchmark run`` on ``sweep`` in a subprocess (stdout, stderr piped), the
-    leader of its own process group (as a terminal's foreground job is)."""
+    leader of its own process group (as a terminal's foreground job is); ``environ`` adds to
+    its environment."""
     argv = [sys.executable, "-m", "benchmark", "run", "--sweep", str(sweep), "--results",
             str(results), "--device", "cpu", "--workers", str(workers),
             "--engine", engine, *extra]  # fmt: skip
     pipe = subprocess.PIPE
     return subprocess.Popen(
-        argv, stdout=pipe, stderr=pipe, text=True, env=env(fault), process_group=0
+        argv,
+        stdout=pipe,
+        stderr=pipe,
+        text=True,
+        env=env(fault) | (environ or {}),
+        process_group=0,
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmark.catalogue.errors import InputError
 from benchmark.records import folders
+from benchmark.sweeps import deadline
 
 Run = Callable[[argparse.Namespace], int | None]
 DEVICES = ("auto", "cpu", "cuda")
@@ -92,9 +93,11 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, run; bad input is one line and exit status 2, Ctrl-C (or SIGTERM, which a
-    cluster sends before it kills a job) one line and 130."""
+    cluster sends before it kills a job) one line and 130; SIGUSR2 (Slurm's warning before a
+    time limit) makes a sweep's deadline now (``sweeps/deadline.py``)."""
     if threading.current_thread() is threading.main_thread():  # (Python's rule for handlers)
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGUSR2, deadline.warn)
     try:
         parser = _Parser(prog="python -m benchmark", description="schedule-bench: " + DESCRIBE)
         sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,14 +1,16 @@
-"""Commands about sweeps: run, status, tables."""
+"""Commands about sweeps: run, status, tables, results (pack and merge)."""
 
 import argparse
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from benchmark import cli
 from benchmark.catalogue.errors import InputError
-from benchmark.cli import DEVICES, Run, command, parse_set, results_folder
+from benchmark.cli import DEVICES, Run, command, output_file, parse_set, results_folder
 from benchmark.engines.registry import CHOICES
+from benchmark.sweeps.deadline import STOPPED
 
 
 @command("run", "run a sweep: tune each schedule's lr, then the final seeds; then the tables")
@@ -24,6 +26,11 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
         help="override the sweep file: run.epochs=2, final.seeds=[0,1], tasks=[\"mnist_mlp\"]",
     )  # fmt: skip
     parser.add_argument("--rerun", action="store_true", help="run finished runs again")
+    parser.add_argument(
+        "--deadline", type=float, metavar="SECONDS",
+        help="stop starting groups that would not end within SECONDS, finish those running, "
+        f"write the tables, exit {STOPPED}; run again to go on (default: the sweep file's)",
+    )  # fmt: skip
     parser.add_argument(
         "--report", action="store_true", help="then render the report (python -m report)"
     )
@@ -54,6 +61,8 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
         for flag in ("workers", "threads"):
             if getattr(args, flag) is not None and getattr(args, flag) < 1:
                 raise InputError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+        if args.deadline is not None and not 0 <= args.deadline < float("inf"):
+            raise InputError(f"--deadline must be a number of seconds >= 0, got {args.deadline}")
         results = results_folder(args.results or cli.RESULTS / plan.name)
         from benchmark.sweeps import runner as sweep  # pandas: after the checks that need none
 
@@ -61,15 +70,16 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
             results=results,
             executor=args.executor, workers=args.workers, threads=args.threads, device=args.device,
             engine=args.engine, root=args.root, rerun=args.rerun,
+            deadline=None if args.deadline is None else time.time() + args.deadline,
             slurm={"partition": args.slurm_partition, "gpus_per_task": args.slurm_gpus_per_task,
                    "time_min": args.slurm_time, "array_parallelism": args.array_parallelism},
         )  # fmt: skip
+        resume = shlex.join(
+            ["python", "-m", "benchmark", *(a for a in sys.argv[1:] if a != "--rerun")]
+        )  # an interrupted --rerun resumes as one (runner.py, rerun.json)
         try:
             outcomes = sweep.run_sweep(plan, options)
         except KeyboardInterrupt:
-            resume = shlex.join(
-                ["python", "-m", "benchmark", *(a for a in sys.argv[1:] if a != "--rerun")]
-            )  # an interrupted --rerun resumes as one (sweep.py, rerun.json)
             print(f"interrupted: {_written(results)}; resume with: {resume}", file=sys.stderr)
             return 130
         except OSError as err:  # e.g. the disk filled up while writing the tables
@@ -81,6 +91,10 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
             print(f"failed: {outcome.key}: {outcome.error}", file=sys.stderr)
         if failed:
             return 1
+        if any(o.status == "deferred" for phase in outcomes.values() for o in phase):
+            print(f"stopped at the deadline: {_written(results)}; go on with: {resume}",
+                  file=sys.stderr)  # fmt: skip
+            return STOPPED
         ran = sum(len(phase) for phase in outcomes.values())
         if args.report and not ran and (results / "report" / "index.html").is_file():
             print(f"report: up to date (no run changed); `python -m report {results}` redraws it")
@@ -141,5 +155,38 @@ def tables_command(parser: argparse.ArgumentParser) -> Run:
                       "or PROTOCOL_VERSION)", file=sys.stderr)  # fmt: skip
         for path in tidy.write_tables(Path(args.results), records):
             print(path)
+
+    return run
+
+
+@command("results", "move results between machines: pack a results folder, merge packs")
+def results_command(parser: argparse.ArgumentParser) -> Run:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    pack = actions.add_parser("pack", help="a results folder's sweep, plan and records as one "
+                              "compressed file")  # fmt: skip
+    pack.add_argument("results", metavar="DIR", help="a results folder")
+    pack.add_argument("archive", metavar="ARCHIVE", help="the file to write (.tar.gz)")
+    merge = actions.add_parser(
+        "merge", help="packs of one sweep into one results folder: each run once; records of "
+        "one run that disagree are kept out",
+    )  # fmt: skip
+    merge.add_argument("archives", nargs="+", metavar="ARCHIVE", help="packs (results pack)")
+    merge.add_argument("--into", required=True, metavar="DIR", help="the results folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from benchmark.sweeps import travel
+
+        if args.action == "pack":
+            n = travel.pack(Path(args.results), output_file("ARCHIVE", args.archive, ".gz"))
+            print(f"packed {n} records of {args.results} into {args.archive}")
+            return 0
+        into = results_folder(args.into)
+        merged = travel.merge([Path(a) for a in args.archives], into)
+        print(f"merged into {into}: {len(merged.added)} records added, {merged.kept} already "
+              f"there; {_written(into)}")  # fmt: skip
+        for key, parts in merged.conflicts.items():
+            print(f"conflict: {key}: the records of {', '.join(parts)} differ in their metrics; "
+                  "kept out", file=sys.stderr)  # fmt: skip
+        return 1 if merged.conflicts else 0
 
     return run

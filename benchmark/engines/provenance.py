@@ -6,6 +6,7 @@ produced it (DESIGN.md). The git facts are read once per process.
 
 import functools
 import platform
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -73,6 +74,7 @@ def provenance(device: torch.device) -> dict:
         **{package: package_version(package) for package in PACKAGES},
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+        "host": socket.gethostname(),  # the machine: merged results say where each was made
         "device": device_name(device),
         "device_type": device.type,
         "cpu_threads": torch.get_num_threads(),

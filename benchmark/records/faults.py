@@ -1,7 +1,8 @@
 """Fault injection for the robustness tests (tests/test_robustness.py).
 
 ``SCHEDULE_BENCH_FAULT="POINT:N"`` kills this process with SIGKILL the N-th time it reaches
-``fault_point(POINT)``; ``"POINT:N:enospc"`` raises "No space left on device" there instead.
+``fault_point(POINT)``; ``"POINT:N:enospc"`` raises "No space left on device" there instead,
+and ``"POINT:N:usr2"`` sends the process SIGUSR2 (Slurm's warning before a time limit).
 The points: ``claim`` (a run claimed, not started), ``step`` (after an optimizer update),
 ``write`` (an atomic write's temporary file complete, not yet renamed), ``tables`` (runs.csv
 written, curves.csv not), ``install`` (a dataset's verified files half renamed into place).
@@ -28,4 +29,4 @@ def fault_point(name: str) -> None:
         return
     if kind == ["enospc"]:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGUSR2 if kind == ["usr2"] else signal.SIGKILL)

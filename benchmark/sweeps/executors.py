@@ -17,17 +17,21 @@ the group ends: a group killed midway is run again whole. A crash fails the grou
 (``failed/``), never the sweep.
 
 Executors (``EXECUTORS``): ``local`` on this machine (on the CPU one worker process per core
-by default: README; on a GPU one process); ``slurm`` a submitit job array whose tasks take
-whole groups.
+by default: README; on a GPU one process), starting a unit only when a worker is free and the
+sweep's deadline allows it (``deadline.py``); ``slurm`` a submitit job array whose tasks take
+whole groups, each task under the deadline on its own, checkpointed and requeued on Slurm's
+warning before its time limit (``Shard``).
 """
 
 import contextlib
 import multiprocessing
 import os
+import signal
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +43,7 @@ from benchmark.catalogue.tasks import get_task
 from benchmark.data import datasets as data
 from benchmark.engines.registry import ENGINES, Engine
 from benchmark.records.faults import fault_point
+from benchmark.sweeps.deadline import Deadline
 from benchmark.sweeps.store import Store
 
 # auto on the CPU: batched only for the models where the perf harness measured it faster than
@@ -63,13 +68,15 @@ class Options:
     rerun: bool = False  # run finished runs again (the sweep turns it into ``since``)
     since: float | None = None  # records older than this (time.time()) count as not done
     plugins: tuple[str, ...] = ()
+    deadline: float | None = None  # time.time() by which to stop (deadline.py); None: none
     slurm: dict = field(default_factory=dict)  # partition, gpus_per_task, time_min, ...
 
 
 @dataclass(frozen=True)
 class Outcome:
     key: str
-    status: str  # ok, diverged, failed, claimed (by another process), done (already)
+    status: str  # ok, diverged, failed, claimed (by another process), done (already),
+    # deferred (not started: it would not end before the deadline)
     seconds: float = 0.0  # training and storing; a group's time shared among its runs
     val_acc: float | None = None
     error: str | None = None
@@ -187,10 +194,35 @@ def _store(record: dict, store: Store, seconds: float) -> Outcome:
     return Outcome(key, record["status"], seconds, record["metrics"]["val_acc_final"])
 
 
-def run_shard(shard: list[tuple[list[dict], list[dict]]], options: Options) -> list[Outcome]:
-    """Run the units of ``shard``, (train, pending) each, in turn: a Slurm array task."""
-    import_plugins(options.plugins)
-    return [outcome for unit in shard for outcome in run_group(*unit, options)]
+class Shard:
+    """A Slurm array task: the units of a shard, (train, pending) each, in turn, each started
+    only when it fits the deadline (at the costs measured in this task).
+
+    On SIGUSR2, Slurm's warning before the time limit (or a preemption), submitit calls
+    ``checkpoint``, requeues the task and ends it: its claims go with it, and the group in
+    progress is lost. The requeued task runs the same shard: the finished runs are skipped,
+    the lost group runs again whole.
+    """
+
+    def __call__(self, shard: list[tuple[list[dict], list[dict]]], options: Options):
+        import_plugins(options.plugins)
+        deadline, out = Deadline(options.deadline), []
+        for train, pending in shard:
+            group = [RunSpec.from_dict(s) for s in train]
+            if not deadline.fits(group):
+                out += [Outcome(RunSpec.from_dict(s).key, "deferred") for s in pending]
+                continue
+            t0 = time.perf_counter()
+            out += run_group(train, pending, options)
+            for spec in group:
+                deadline.costs.add(spec, (time.perf_counter() - t0) / len(group))
+        return out
+
+    def checkpoint(self, shard, options):
+        """What the requeued task runs: the same shard."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, shard, options)
 
 
 def import_plugins(plugins) -> None:
@@ -201,9 +233,9 @@ def import_plugins(plugins) -> None:
 
 
 def _worker_init(plugins: tuple[str, ...]) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the driver stops, workers finish
+    # Ctrl-C, and SIGUSR2 (Slurm's warning before a time limit): the driver stops, workers finish
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     import_plugins(plugins)
 
 
@@ -213,8 +245,9 @@ def one_line(err: BaseException) -> str:
 
 # ------------------------------------------------------------------ executors
 
-# run(phase, pending, options): the pending runs of a phase (the whole phase cuts the groups)
-Executor = Callable[[list[RunSpec], list[RunSpec], Options], Iterator[Outcome]]
+# run(phase, pending, options, deadline): the pending runs of a phase (the whole phase cuts the
+# groups), each unit started only when ``deadline.fits`` it
+Executor = Callable[[list[RunSpec], list[RunSpec], Options, Deadline], Iterator[Outcome]]
 EXECUTORS: dict[str, Executor] = {}
 
 
@@ -240,37 +273,54 @@ def _dicts(unit: Unit) -> tuple[list[dict], list[dict]]:
 
 
 @executor("local")
-def local(phase: list[RunSpec], pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
+def local(
+    phase: list[RunSpec], pending: list[RunSpec], options: Options, deadline: Deadline
+) -> Iterator[Outcome]:
     """This machine: on the CPU ``workers`` processes (default: one per core), each run with
-    ``options.threads`` threads; one unit left, or one worker, runs in this process."""
+    ``options.threads`` threads; one unit left, or one worker, runs in this process. A unit
+    starts when a worker is free, if it fits the deadline; else its runs are deferred."""
     cuda = uses_cuda(options)
-    workers = 1 if cuda else options.workers or os.cpu_count() or 1
-    todo = units(phase, pending, options.engine, cuda)
-    workers = min(workers, len(todo))
+    todo = deque(units(phase, pending, options.engine, cuda))
+    workers = min(1 if cuda else options.workers or os.cpu_count() or 1, len(todo))
     if workers <= 1:
         for unit in todo:
-            yield from run_group(*_dicts(unit), options)
+            fits = deadline.fits(unit.train)
+            yield from run_group(*_dicts(unit), options) if fits else _deferred(unit)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_init, initargs=(options.plugins,)
     ) as pool:
-        futures = {pool.submit(run_group, *_dicts(u), options): u for u in todo}
+        running = {}
         try:
-            for future in as_completed(futures):
-                try:
-                    yield from future.result()
-                except Exception as err:  # the worker process died (killed, out of memory)
-                    error = one_line(err)
-                    lost = futures[future].pending
-                    yield from (Outcome(s.key, "failed", error=error) for s in lost)
+            while todo or running:
+                while todo and len(running) < workers:
+                    unit = todo.popleft()
+                    if deadline.fits(unit.train):
+                        running[pool.submit(run_group, *_dicts(unit), options)] = unit
+                    else:
+                        yield from _deferred(unit)
+                for future in wait(running, return_when=FIRST_COMPLETED).done:
+                    unit = running.pop(future)
+                    try:
+                        yield from future.result()
+                    except Exception as err:  # the worker died (killed, out of memory)
+                        error = one_line(err)
+                        yield from (Outcome(s.key, "failed", error=error) for s in unit.pending)
         finally:  # on Ctrl-C: the groups in progress finish and are written; no new ones start
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _deferred(unit: Unit) -> Iterator[Outcome]:
+    return (Outcome(s.key, "deferred") for s in unit.pending)
+
+
 @executor("slurm")
-def slurm(phase: list[RunSpec], pending: list[RunSpec], options: Options) -> Iterator[Outcome]:
-    """A submitit job array: ``array_parallelism`` tasks, each running its groups in turn."""
+def slurm(
+    phase: list[RunSpec], pending: list[RunSpec], options: Options, deadline: Deadline
+) -> Iterator[Outcome]:
+    """A submitit job array: ``array_parallelism`` tasks, each running its groups in turn
+    under ``options.deadline`` (``Shard``), requeued after Slurm's warning."""
     import submitit
 
     settings = dict(options.slurm)
@@ -286,17 +336,18 @@ def slurm(phase: list[RunSpec], pending: list[RunSpec], options: Options) -> Ite
         slurm_array_parallelism=tasks,
     )
     shards = [[_dicts(u) for u in todo[i::tasks]] for i in range(tasks)]
-    jobs = ex.map_array(run_shard, shards, [options] * tasks)
+    jobs = ex.map_array(Shard(), shards, [options] * tasks)
     waiting = dict(zip(jobs, shards, strict=True))
     while waiting:
         for job in [job for job in waiting if job.done()]:
             shard = waiting.pop(job)
             try:
-                yield from job.result()
+                outcomes = job.result()
             except Exception as err:  # the array task died: its unfinished runs failed
                 keys = [RunSpec.from_dict(s).key for _, pending in shard for s in pending]
                 store = Store(options.results)
-                yield from (
-                    Outcome(k, "failed", error=one_line(err)) for k in keys if not store.done(k)
-                )
+                error = one_line(err)
+                outcomes = [Outcome(k, "failed", error=error) for k in keys if not store.done(k)]
+            deadline.reached |= any(o.status == "deferred" for o in outcomes)
+            yield from outcomes
         time.sleep(0.2 if waiting else 0)

@@ -8,6 +8,7 @@ A sweep is a TOML file (``benchmark/sweeps/<name>.toml``, or any path)::
     plugins = []                 # modules imported first: your own tasks, models, schedules
     engine = "auto"              # single, batched, or auto: batched on CUDA (executors.py)
     threads = 1                  # torch threads of every run, whatever the worker count
+    deadline = 3300              # optional: seconds a sitting may take (deadline.py)
     [run]                        # RunSpec settings for every run: epochs, batch_size,
     train_size = 10000           # train_size, eval_size, evals_per_epoch, early_stopping,
     epochs = [1, 3]              # precision; epochs may be a list of budgets ("default":
@@ -72,6 +73,7 @@ _KEYS = {
         "plugins",
         "engine",
         "threads",
+        "deadline",
         "run",
         "tune",
         "final",
@@ -102,6 +104,7 @@ class Sweep:
     threads: int = 1  # torch threads of every run (executors.Options.threads)
     extend: int = EXTEND  # grid points tried beyond each edge at most (0: the grid only)
     report: dict = field(default_factory=dict)  # read by report/ from sweep.json
+    deadline: float | None = None  # seconds a sitting may take (deadline.py); not what runs
 
     def spec(
         self, task: str, schedule: str, lr: float, seed: int, phase: str, epochs: int | None
@@ -285,6 +288,9 @@ def _parse(name: str, raw: dict) -> Sweep:
     need(engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}", engine)
     threads = raw.get("threads", 1)
     need(type(threads) is int and threads >= 1, "threads must be an integer >= 1", threads)
+    deadline = raw.get("deadline")
+    ok = deadline is None or (type(deadline) in (int, float) and 0 < deadline < float("inf"))
+    need(ok, "deadline must be a number of seconds > 0", deadline)
     report = raw.get("report", {})
     margin = report.get("equivalence_margin", 0.5)  # absent: the report's default
     ok = type(margin) in (int, float) and 0 < margin < 1
@@ -292,6 +298,7 @@ def _parse(name: str, raw: dict) -> Sweep:
     sweep = Sweep(
         name, raw.get("description", ""), tasks, schedules, plugins, run, tune_seeds,
         factors, centre, final_seeds, params, budgets, engine, threads, extend, report,
+        deadline,
     )  # fmt: skip
     for task in tasks:  # checks every setting and schedule parameter before anything runs
         for schedule in schedules:

@@ -8,13 +8,15 @@ before it starts (``store.py``), so two runners, or two Slurm array tasks, on on
 folder never run the same run; a runner that finds runs claimed elsewhere waits for them. A run
 that crashes is written to ``failed/`` and the sweep goes on; ``runs.csv`` and ``curves.csv``
 are rebuilt from the records at the end. Where and in which groups the runs train is
-``executors.py``.
+``executors.py``. A deadline (``deadline.py``) defers the groups that would not end in time:
+then the sweep stops after the phase, with the tables of what is done.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
@@ -31,6 +33,7 @@ from benchmark.data import datasets as data
 from benchmark.engines.registry import CHOICES as ENGINES
 from benchmark.records.atomic import write_atomic
 from benchmark.sweeps import protocol
+from benchmark.sweeps.deadline import Costs, Deadline
 from benchmark.sweeps.executors import EXECUTORS, Options, Outcome
 from benchmark.sweeps.store import Store
 
@@ -42,48 +45,62 @@ POLL_S = 5.0  # how often a runner looks again at runs claimed by another proces
 
 def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, list[Outcome]]:
     """Tune (extending the grid past an edge the choice sits on), select, final; then the
-    tables. The outcomes of each phase's pending runs."""
+    tables. The outcomes of each phase's pending runs (those ``deferred`` by the deadline
+    included: then the sweep stopped at its deadline)."""
+    at = options.deadline  # else the sweep file's, from now
+    if at is None and sweep.deadline is not None:
+        at = time.time() + sweep.deadline
     options = replace(
         options, plugins=sweep.plugins, engine=options.engine or sweep.engine,
-        threads=options.threads or sweep.threads,
+        threads=options.threads or sweep.threads, deadline=at,
     )  # fmt: skip
     check(sweep, options)
+    deadline = Deadline(options.deadline)
     store = Store(options.results).create()
     options = replace(options, since=_rerun_since(options))
     _write_json(options.results / "sweep.json", asdict(sweep))
     centres = _centres(sweep, options, log)
     outcomes, planned = {}, {}
     planned["extensions"] = []  # the lrs tried past the grid's edges, and which edge
-    tune, selection = _tune(sweep, centres, options, outcomes, planned, log)
+    tune, selection = _tune(sweep, centres, options, outcomes, planned, log, deadline)
     if selection is None:  # selecting on part of the grid would be unfair to the schedules it lacks
         missing = sum(not store.done(key) for key in planned["tune"])
-        log(f"{missing} tuning run(s) failed: the final phase waits until a rerun completes them")
+        why = "were deferred by the deadline" if deadline.reached else "failed"
+        log(f"{missing} tuning run(s) {why}: the final phase waits until a run completes them")
         outcomes["final"] = []
+        _tables(store, tune, log)
         return outcomes
     write_atomic(options.results / "selection.csv", selection.to_csv(index=False).encode())
     final = sweep.final_specs(selection)
     planned["final"] = [s.key for s in final]
     planned["epochs"] |= {s.key: s.epochs for s in final}
     _write_json(options.results / "plan.json", planned)
-    outcomes["final"] = run_phase("final", final, options, log)
-    records = [r for r in (store.record(s.key) for s in tune + final) if r is not None]
-    others = len(list(store.runs.glob("*.json"))) - len(records)
-    if others:
-        log(f"{others} record(s) in {store.runs} are not part of this sweep (another sweep file "
-            "or PROTOCOL_VERSION): left out of the tables")  # fmt: skip
-    from benchmark.records import tidy
-
-    tidy.write_tables(options.results, records)
+    outcomes["final"] = run_phase("final", final, options, log, deadline)
+    _tables(store, tune + final, log)
     if all(store.done(s.key) for s in tune + final):  # the rerun, if one, is complete
         (options.results / RERUN).unlink(missing_ok=True)
     return outcomes
 
 
-def _tune(sweep, centres, options, outcomes, planned, log) -> tuple[list, pd.DataFrame | None]:
+def _tables(store: Store, specs: list[RunSpec], log) -> None:
+    """runs.csv and curves.csv of the finished runs of ``specs``."""
+    from benchmark.records import tidy
+
+    records = [r for r in (store.record(s.key) for s in specs) if r is not None]
+    others = len(list(store.runs.glob("*.json"))) - len(records)
+    if others:
+        log(f"{others} record(s) in {store.runs} are not part of this sweep (another sweep file "
+            "or PROTOCOL_VERSION): left out of the tables")  # fmt: skip
+    tidy.write_tables(store.root, records)
+
+
+def _tune(
+    sweep, centres, options, outcomes, planned, log, deadline
+) -> tuple[list, pd.DataFrame | None]:
     """Phase tune, then a phase per round of grid extension (``tune+1``, ...) while a
     choice sits at an edge of the lrs tried (``protocol.select``); every round follows from
     the records, so a resumed sweep takes the same rounds. The tuning specs and the
-    selection (None when a tuning run failed)."""
+    selection (None when a tuning run failed or the deadline deferred one)."""
     store, chance = Store(options.results), {}
     for task in sweep.tasks:
         chance[task] = 1 / datasets.get(get_task(task).dataset).classes
@@ -94,7 +111,7 @@ def _tune(sweep, centres, options, outcomes, planned, log) -> tuple[list, pd.Dat
         planned["tune"] = [s.key for s in specs]
         planned["epochs"] = planned.get("epochs", {}) | {s.key: s.epochs for s in new}
         _write_json(options.results / "plan.json", planned)
-        outcomes[name] = run_phase(name, new, options, log)
+        outcomes[name] = run_phase(name, new, options, log, deadline)
         if any(not store.done(s.key) for s in specs):
             return specs, None
         selection = protocol.select(_tune_frame(store, specs), chance, grids)
@@ -138,39 +155,55 @@ def check(sweep: protocol.Sweep, options: Options) -> None:
         raise InputError(f"unknown executor {options.executor!r}; valid: {', '.join(EXECUTORS)}")
     if options.engine not in ENGINES:
         raise InputError(f"unknown engine {options.engine!r}; valid: {', '.join(ENGINES)}")
-    no_sbatch = options.slurm.get("cluster") is None and shutil.which("sbatch") is None
-    if options.executor == "slurm" and no_sbatch:
-        raise InputError("--executor slurm: no sbatch on PATH; run on the cluster's login node")
+    if options.executor == "slurm" and options.slurm.get("cluster") is None:
+        login = "run on the cluster's login node"
+        if shutil.which("sbatch") is None:
+            raise InputError(f"--executor slurm: no sbatch on PATH; {login}")
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, check=False)
+        if ping.returncode != 0:  # installed, but no controller (no slurm.conf, or down)
+            raise InputError(f"--executor slurm: no Slurm controller answers; {login}")
 
 
-def run_phase(phase: str, specs: list[RunSpec], options: Options, log=print) -> list[Outcome]:
-    """Run the pending ``specs``, waiting for those another process holds; their outcomes."""
-    store = Store(options.results)
+def run_phase(
+    phase: str, specs: list[RunSpec], options: Options, log=print, deadline: Deadline | None = None
+) -> list[Outcome]:
+    """Run the pending ``specs``, waiting for those another process holds (until the
+    deadline); their outcomes."""
+    store, deadline = Store(options.results), deadline or Deadline(options.deadline)
     by_key = {s.key: s for s in specs}
-    for key in by_key:
-        if store.corrupt(key):
-            log(f"{phase}: the record of {key} is corrupt (truncated, empty or another schema): "
-                "running it again")  # fmt: skip
-    pending = [s for s in by_key.values() if not store.done(s.key, options.since)]
+    pending = []
+    for spec in by_key.values():
+        record = store.record(spec.key)
+        if record is None and store.corrupt(spec.key):
+            log(f"{phase}: the record of {spec.key} is corrupt (truncated, empty or another "
+                "schema): running it again")  # fmt: skip
+        if record is None or not store.done(spec.key, options.since):
+            pending.append(spec)
+        elif options.deadline is not None:  # an earlier sitting's cost: what the deadline needs
+            deadline.costs.add(spec, record["timing"]["train_s"] + record["timing"]["eval_s"])
     log(f"{phase}: {len(by_key)} runs, {len(by_key) - len(pending)} done, {len(pending)} to run"
         + ("; starting workers, loading data ..." if pending else ""))  # fmt: skip
     finished: list[Outcome] = []
-    run, waited, eta = EXECUTORS[options.executor], False, Eta(pending)
+    run, waited, eta = EXECUTORS[options.executor], False, Eta(pending, deadline.costs)
     with tqdm(total=len(pending), unit="run", desc=phase, disable=not sys.stderr.isatty()) as bar:
         while pending:  # runs another process holds are only waited for, never resubmitted
             claimed = [s for s in pending if store.claimed(s.key)]
             ready = [s for s in pending if s not in claimed]
-            for outcome in run(specs, ready, options) if ready else ():
+            for outcome in run(specs, ready, options, deadline) if ready else ():
                 if outcome.status == "claimed":  # taken by another process just now
                     claimed.append(by_key[outcome.key])
                     continue
-                if outcome.status == "done":  # another process finished it meanwhile
-                    bar.update(1)
+                if outcome.status in ("done", "deferred"):  # finished elsewhere; or not begun
+                    bar.update(outcome.status == "done")
+                    finished += [outcome] if outcome.status == "deferred" else []
                     continue
                 finished.append(outcome)
                 bar.update(1)
                 spec = by_key[outcome.key]
                 log(_line(phase, len(finished), bar.total, spec, outcome, eta.after(spec, outcome)))
+            if claimed and deadline.passed():  # their records come; this sitting is over
+                deadline.reached = True
+                break
             if claimed:
                 if not waited:
                     log(f"{phase}: {len(claimed)} run(s) claimed by another process; waiting")
@@ -185,21 +218,20 @@ class Eta:
     """Time left in a phase, from the runs finished so far (start-up excluded).
 
     Runs of one task and budget cost alike, others not (a batched group finishes many cheap
-    runs at once): each remaining run is expected to take the mean seconds of the finished
-    runs of its task and budget, else the mean seconds per epoch of its task's (else of all)
-    finished runs times its epochs; the work is shared as it has been: the seconds finished
-    since the first result over the wall time since then.
+    runs at once): each remaining run is expected to cost what ``Costs`` says (the deadline's
+    costs, shared); the work is shared as it has been: the seconds finished since the first
+    result over the wall time since then.
     """
 
-    def __init__(self, pending: list[RunSpec]):
-        self.left = {s.key: (s.task, s.epochs) for s in pending}
-        self.seconds: dict[tuple, list[float]] = {}
+    def __init__(self, pending: list[RunSpec], costs: Costs):
+        self.left = {s.key: s for s in pending}
+        self.costs = costs
         self.first = self.done_since_first = None
 
     def after(self, spec: RunSpec, outcome: Outcome) -> float | None:
         """Record ``outcome``; the seconds left, or None before there is a rate."""
-        kind = self.left.pop(spec.key, (spec.task, spec.epochs))
-        self.seconds.setdefault(kind, []).append(outcome.seconds)
+        self.left.pop(spec.key, None)
+        self.costs.add(spec, outcome.seconds)
         now = time.perf_counter()
         if self.first is None:
             self.first, self.done_since_first = now, 0.0
@@ -207,16 +239,8 @@ class Eta:
         self.done_since_first += outcome.seconds
         if now <= self.first or not self.done_since_first or not self.left:
             return None
-        expected = sum(self._expected(kind) for kind in self.left.values())
+        expected = sum(self.costs.expected(s.task, s.epochs) for s in self.left.values())
         return expected / (self.done_since_first / (now - self.first))
-
-    def _expected(self, kind: tuple) -> float:
-        if kind in self.seconds:
-            return sum(self.seconds[kind]) / len(self.seconds[kind])
-        task, epochs = kind
-        mine = [(e, t) for (k, e), ts in self.seconds.items() if k == task for t in ts]
-        seen = mine or [(e, t) for (_, e), ts in self.seconds.items() for t in ts]
-        return epochs * sum(t / e for e, t in seen) / len(seen)
 
 
 def _line(phase, i, n, spec: RunSpec, outcome: Outcome, left: float | None) -> str:
