@@ -2,7 +2,8 @@
 
 Each command is a function registered in ``COMMANDS`` by the decorator ``command``: it fills
 the argparse subparser it is given and returns the function that runs the parsed arguments.
-``runs.py`` holds the commands about single runs and data, ``sweeps.py`` those about sweeps.
+``run_commands.py`` holds the commands about single runs and data, ``sweep_commands.py`` those
+about sweeps and their results.
 Building the parser imports no torch and no pandas, so ``--help`` and bad input are answered
 at once; a command's run imports what it needs. Bad input raises ``InputError``: one line on
 stderr, exit status 2; Ctrl-C is one line and exit status 130.
