@@ -1,11 +1,13 @@
 """python -m report [RESULTS_DIR] [--compare OTHER_DIR]: the HTML + PDF report of a results folder.
 
 Reads only the run records (never torch), writes RESULTS_DIR/report/{index.html, report.pdf,
-tables/}; without RESULTS_DIR it reads the committed reference and writes to an untracked
-preview folder, so the committed report changes only when asked (--out). The same records
-give the same bytes. Bad input (no such folder, no records, a bad equivalence margin in
-sweep.json) is one line on stderr and exit status 2; a file in runs/ that is not a valid
-record is skipped with a warning that names it.
+tables/}; ``--tables-only`` writes only tables/ (seconds: no figure, HTML or PDF), and
+``--plan POINTS`` prints how many seeds a sweep needs to resolve a margin of POINTS accuracy
+points on each problem of these results, and writes nothing. Without RESULTS_DIR it reads the
+committed reference and writes to an untracked preview folder, so the committed report changes
+only when asked (--out). The same records give the same bytes. Bad input (no such folder, no
+records, a bad equivalence margin in sweep.json) is one line on stderr and exit status 2; a file
+in runs/ that is not a valid record is skipped with a warning that names it.
 """
 
 import argparse
@@ -51,6 +53,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         f"{PREVIEW.relative_to(ROOT)}, so the committed reference report is not overwritten; "
         "paths relative to the repository)",
     )
+    parser.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="write only the cited tables (CSV, Markdown, LaTeX and index.md) to OUT/tables",
+    )
+    parser.add_argument(
+        "--plan",
+        type=float,
+        metavar="POINTS",
+        help="print the seeds per schedule a sweep needs to resolve a margin of POINTS accuracy "
+        "points (e.g. 0.5) on each problem, from these results; writes nothing",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,12 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError as err:
             print(f"error: {err} (a results folder holds runs/<key>.json)", file=sys.stderr)
             return 2
-    from report.build import build  # the statistics, figures and renderer (~6 s to import):
-    from report.render import write  # only once the records are known to be there
-    from report.verdicts import margin
+    from report import cited  # the statistics (figures and renderer below, ~6 s to import):
+    from report.verdicts import margin  # only once the records are known to be there
 
     try:
         margin(results.sweep)
+        if args.plan is not None and not 0 < args.plan < 100:
+            raise ValueError(
+                f"--plan takes a margin in accuracy points in (0, 100), not {args.plan}"
+            )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -80,6 +97,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if args.plan is not None:
+        print(cited.plan_text(results, args.plan / 100))
+        return 0
+    if args.tables_only:
+        print(f"tables: {cited.write_tables(cited.tables_of(results)[2], out / 'tables')}")
+        return 0
+    from report.build import build
+    from report.render import write
+
     paths = write(build(results, other, perf), out)
     for name, path in paths.items():
         print(f"{name}: {path}")

@@ -4,12 +4,15 @@ A results folder may hold a task's final runs at several budgets (``spec.epochs`
 with ``[run] epochs = [1, 3]`` tunes, selects and runs the final seeds at each). Runs at
 different budgets are different problems, so ``split`` names each task x budget
 "task, N epochs" (a task with one budget keeps its name) and the report computes everything
-per problem: verdicts, paired tests, P(best), merged schedules, time to target, ranks. The
-budget section then lines up each task's budgets, as the runs give them:
-- ``verdicts``: every schedule's accuracy, P(best) and verdict at every budget;
-- ``ranking``: Kendall's tau between the schedules' mean test accuracies at two budgets, with
-  a CI by resampling the seeds, which every budget shares (``stats.rank_agreement``);
-- ``robust``: the schedules best or equivalent at every budget;
+per problem: verdicts, comparisons with the best, merged schedules, time to target, ranks.
+The budget section then lines up each task's budgets, as the runs give them:
+- ``verdicts``: every schedule's accuracy, gap to the best and verdict at every budget, and
+  ``sets``: the possibly-best set at each budget (``verdicts.GOOD``: best, possibly best or
+  within the margin, whose intervals all reach 0), which answers "does it change?" and names
+  the schedules robust to the budget (possibly best at every one);
+- ``ranking``: Kendall's tau between the distinct schedules' mean test accuracies at two
+  budgets, with a CI by resampling each budget's seeds on its own (``stats.rank_agreement``:
+  the same seed's runs at two budgets are not alike enough to pair);
 - ``times``: Kaplan-Meier time to each target, in steps and epochs, at every budget.
 A schedule merged with another at one budget ("step = multistep", ``identical.py``) counts
 under each of its names, so that every budget has every name.
@@ -24,8 +27,8 @@ import pandas as pd
 from report import stats
 from report.findings import name_list, plural
 from report.load import Results
-from report.numbers import fixed, percent
-from report.verdicts import BEST_SURE, GOOD
+from report.numbers import fixed
+from report.verdicts import GOOD
 
 
 def label(task: str, epochs: int) -> str:
@@ -73,42 +76,47 @@ def _by_budget(results: Results, frame: pd.DataFrame) -> pd.DataFrame:
     ).explode("schedule", ignore_index=True)
 
 
-def verdicts(results: Results, acc: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
+def verdicts(results: Results, acc: pd.DataFrame, verdicts_: pd.DataFrame) -> pd.DataFrame:
     """Every schedule at every budget: task, schedule, epochs, lr (selected at that budget), n,
-    acc_mean with its 95% t interval, p_best and the accuracy verdict (``tables.paired``)."""
-    both = acc.merge(paired[["task", "schedule", "p_best", "verdict"]], on=["task", "schedule"])
+    acc_mean with its 95% t interval, gap to the best with its simultaneous interval, and the
+    accuracy verdict (``verdicts.accuracy``)."""
+    cols = ["task", "schedule", "gap", "gap_ci_lo", "gap_ci_hi", "verdict"]
+    both = acc.merge(verdicts_[cols], on=["task", "schedule"])
     cols = ["task", "schedule", "epochs", "lr", "n", "acc_mean", "acc_ci_lo", "acc_ci_hi"]
-    rows = _by_budget(results, both)[[*cols, "p_best", "verdict"]]
+    rows = _by_budget(results, both)[[*cols, "gap", "gap_ci_lo", "gap_ci_hi", "verdict"]]
     return rows.sort_values(["task", "schedule", "epochs"], ignore_index=True)
 
 
+def sets(table: pd.DataFrame) -> dict[str, dict[int, list[str]]]:
+    """Per task of ``verdicts``' table: each budget's possibly-best set (``GOOD``)."""
+    good = table[table.verdict.isin(GOOD)]
+    return {
+        task: {int(e): sorted(good.schedule[(good.task == task) & (good.epochs == e)])
+               for e in sorted(g.epochs.unique())}
+        for task, g in table.groupby("task")
+    }  # fmt: skip
+
+
 def ranking(results: Results) -> pd.DataFrame:
-    """Per task and pair of budgets: the schedules run at both, the seeds every one of them ran
-    at both, and Kendall's tau (95% CI) between their orders by mean test accuracy."""
+    """Per task and pair of budgets: the distinct schedules run at both (a name merged into
+    another's at either budget left out), the seeds each budget ran all of them on, and
+    Kendall's tau (95% CI) between their orders by mean test accuracy."""
     rows = []
     for task, g in _by_budget(results, results.final).groupby("task"):
         acc = g.pivot_table(
             index="seed", columns=["epochs", "schedule"], values="test_acc", aggfunc="first"
         )
+        later = {m for s in results.final.schedule.unique() for m in s.split(" = ")[1:]}
         for a, b in itertools.combinations(sorted(g.epochs.unique()), 2):
-            names = acc[a].columns.intersection(acc[b].columns)
-            pair = pd.concat([acc[a][names], acc[b][names]], axis=1, keys=["a", "b"]).dropna()
-            if len(names) < 2 or pair.empty:
+            names = acc[a].columns.intersection(acc[b].columns).difference(sorted(later))
+            at_a, at_b = acc[a][names].dropna(), acc[b][names].dropna()
+            if len(names) < 2 or at_a.empty or at_b.empty:
                 continue
-            tau = stats.rank_agreement(pair["a"].to_numpy(), pair["b"].to_numpy())
+            tau = stats.rank_agreement(at_a.to_numpy(), at_b.to_numpy())
             rows.append({"task": task, "epochs_a": a, "epochs_b": b, "n_schedules": len(names),
-                         "n_seeds": len(pair), "tau": tau[0], "tau_ci_lo": tau[1],
-                         "tau_ci_hi": tau[2]})  # fmt: skip
+                         "n_seeds_a": len(at_a), "n_seeds_b": len(at_b), "tau": tau[0],
+                         "tau_ci_lo": tau[1], "tau_ci_hi": tau[2]})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def robust(table: pd.DataFrame) -> dict[str, list[str]]:
-    """Per task of ``verdicts``' table: the schedules best or equivalent at every budget."""
-    out = {}
-    for task, g in table.groupby("task"):
-        good = g[g.verdict.isin(GOOD)].groupby("schedule").epochs.nunique()
-        out[task] = sorted(good.index[good == g.epochs.nunique()])
-    return out
 
 
 def times(results: Results, ttt: pd.DataFrame) -> pd.DataFrame:
@@ -122,48 +130,37 @@ def times(results: Results, ttt: pd.DataFrame) -> pd.DataFrame:
     return rows[some][cols].sort_values(["task", "target", "schedule", "epochs"], ignore_index=True)
 
 
-def _bests(results: Results, task: str, acc, paired) -> list[tuple[str, str]]:
-    """Per budget of a task: (its best schedule, "at N epochs: the best, its mean (95% CI, n;
-    P(best))")."""
-    out = []
-    for problem in tasks(results)[task]:
-        best = paired[(paired.task == problem) & paired.verdict.str.startswith("best")].iloc[0]
-        a = acc[(acc.task == problem) & (acc.schedule == best.schedule)].iloc[0]
-        ci = (
-            "no CI"
-            if math.isnan(a.acc_ci_lo)
-            else f"95% CI {fixed(a.acc_ci_lo, 4)} to {fixed(a.acc_ci_hi, 4)}"
-        )
-        at = f"at {plural(results.problems[problem][1], 'epoch')}: {best.schedule}"
-        sure = f"best in {percent(best.p_best)} of seed resamples"
-        out.append((best.schedule, f"{at}, {fixed(a.acc_mean, 4)} ({ci}, n = {int(a.n)}; {sure})"))
-    return out
+def _sets_sentence(by_budget: dict[int, list[str]]) -> str:
+    """Does the possibly-best set change with the budget? Each budget's set, and the answer."""
+    at = "; ".join(f"at {plural(e, 'epoch')}: {name_list(s)}" for e, s in by_budget.items())
+    sets_ = [set(s) for s in by_budget.values()]
+    if all(s == sets_[0] for s in sets_):
+        return f"Possibly best {at}: the same set at every budget."
+    only = [
+        f"{name_list(sorted(s - set.union(*(o for o in sets_ if o is not s))))} only at "
+        f"{plural(e, 'epoch')}"
+        for e, s in zip(by_budget, sets_, strict=True)
+        if s - set.union(*(o for o in sets_ if o is not s))
+    ]
+    both = set.intersection(*sets_)
+    return (
+        f"Possibly best {at}: the set changes with the budget"
+        + (f" ({'; '.join(only)})" if only else "")
+        + f"; possibly best at every budget (robust to it): {name_list(sorted(both))}."
+    )
 
 
-def takeaway(results: Results, task: str, acc, paired, robust_: dict) -> str:
-    """Page 1's line for a task with several budgets: the best at each, and the robust ones."""
-    at = "; ".join(text for _, text in _bests(results, task, acc, paired))
-    return f"Best {at}; best or equivalent at every budget: {name_list(robust_[task])}."
+def takeaway(task: str, by_budget: dict[int, list[str]]) -> str:
+    """Page 1's line for a task with several budgets: the possibly-best set at each."""
+    return _sets_sentence(by_budget)
 
 
-def sentences(results: Results, task: str, acc, paired, section: dict) -> list[str]:
-    """What the budget section says about one task: the best at each budget with its numbers,
-    whether the order of the schedules changes, the robust schedules and the time to target."""
-    bests = _bests(results, task, acc, paired)
-    if len({name for name, _ in bests}) == 1:
-        change = "the same schedule at every budget"
-    else:
-        change = "the best changes with the budget"
-        uncertain = paired[paired.task.isin(tasks(results)[task])].verdict == "best, uncertain"
-        if uncertain.any():
-            change += f" (where P(best) is under {percent(BEST_SURE)}, another could be the best)"
-    out = [f"Highest mean test accuracy {'; '.join(t for _, t in bests)}: {change}."]
+def sentences(results: Results, task: str, section: dict) -> list[str]:
+    """What the budget section says about one task: the possibly-best set at each budget and
+    whether it changes, whether the order of the schedules changes, and the time to target."""
+    out = [_sets_sentence(section["sets"][task])]
     ranks = section["ranking"]
     out += [_order_sentence(r) for r in ranks[ranks.task == task].itertuples()]
-    out.append(
-        "Best or equivalent at every budget (robust to the budget): "
-        f"{name_list(section['robust'][task])}."
-    )
     return out + _time_sentences(section["times"][section["times"].task == task])
 
 
@@ -177,11 +174,11 @@ def _order_sentence(r) -> str:
     else:
         verdict = "the orders are shown neither to agree nor to reverse"
     return (
-        f"Order of the {r.n_schedules} schedules by mean test accuracy at "
+        f"Order of the {r.n_schedules} distinct schedules by mean test accuracy at "
         f"{plural(r.epochs_a, 'epoch')} against {plural(r.epochs_b, 'epoch')}: Kendall's tau "
         f"{fixed(r.tau, 2, sign=True)} (95% CI {fixed(r.tau_ci_lo, 2, sign=True)} to "
-        f"{fixed(r.tau_ci_hi, 2, sign=True)}; n = {r.n_seeds} seeds, resampled alike at both "
-        f"budgets; +1: the same order, -1: reversed): {verdict}."
+        f"{fixed(r.tau_ci_hi, 2, sign=True)}; n = {r.n_seeds_a} and {r.n_seeds_b} seeds, each "
+        f"budget's resampled on its own; +1: the same order, -1: reversed): {verdict}."
     )
 
 

@@ -77,15 +77,16 @@ def km_curves(
     runs: pd.DataFrame, speed: pd.DataFrame, targets: dict[str, float], columns: int = 2
 ) -> Figure:
     """Kaplan-Meier estimate of the fraction of runs that reached each task's target by each
-    epoch, one panel per task, for the ``KM_TOP`` schedules with the smallest median (all of
-    them are in the speed table); shaded: the 95% band. Equal curves are one labelled line."""
+    epoch, one panel per task, for the ``KM_TOP`` schedules with the smallest restricted mean
+    time to it (all of them are in the speed table); shaded: the 95% band. Equal curves are one
+    labelled line."""
     rows = -(-len(targets) // columns)
     fig = Figure(figsize=(5 * min(columns, len(targets)), 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, min(columns, len(targets)), squeeze=False).ravel()
     style = styles(speed.schedule.unique())
     for ax, (task, target) in zip(axes, targets.items(), strict=False):
         here = speed[(speed.task == task) & (speed.target == target)]
-        fastest = here.sort_values(["epoch_median", "n_reached", "schedule"],
+        fastest = here.sort_values(["rmst", "n_reached", "schedule"],
                                    ascending=[True, False, True]).schedule.head(KM_TOP)  # fmt: skip
         lines = {}
         for schedule in fastest:

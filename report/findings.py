@@ -10,11 +10,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from report import compare, stats
+from report import compare, mcb
 from report.compare import ALPHA
-from report.numbers import fixed, percent, significant
+from report.numbers import fixed
 from report.tables import REACH_QUANTILE
-from report.verdicts import GOOD
+from report.verdicts import FASTEST, GOOD, N_A, NONE, POSSIBLY_FASTEST, SLOWER
 
 
 def kinds(runs: pd.DataFrame) -> dict[str, str | None]:
@@ -37,49 +37,80 @@ def name_list(items) -> str:
     return ", ".join(items) if items else "none"
 
 
-def _points(diff: float) -> str:
-    return f"{fixed(100 * diff, 2, sign=True)} points"
+def _points(value: float) -> str:
+    return f"{fixed(100 * value, 2, sign=True)}"
 
 
-def _fastest(speed: pd.DataFrame) -> str:
-    """Who reached the headline target first, with the median: "cosine and x (median ...)"."""
-    top = speed[speed.verdict == "best"]
-    if top.empty:
-        return f"no schedule's median reached dev accuracy {speed.target.iloc[0]:g}"
-    names = " and ".join(top.schedule) if len(top) < 3 else f"{len(top)} schedules"
+def _gap(r) -> str:
+    """A schedule's gap to the best of the others with its simultaneous interval, in points."""
+    return f"{_points(r.gap)} points [{_points(r.gap_ci_lo)}, {_points(r.gap_ci_hi)}]"
+
+
+def _evidence(res) -> str:
+    """ "n = 10 seeds x 2,000 test examples" (or "n = 10 seeds, test set fixed")."""
+    examples = f" x {res.n_examples:,} test examples" if res.n_examples else ", test set fixed"
+    return f"n = {plural(int(res.n_seeds), 'seed')}{examples}"
+
+
+def possibly_best(v: pd.DataFrame) -> list[str]:
+    """The schedules of a verdict table (one problem) whose intervals reach 0, so that any may
+    be the best: best, possibly best, within the margin (``GOOD``)."""
+    return list(v.schedule[v.verdict.isin(GOOD)])
+
+
+def _who(v: pd.DataFrame) -> str:
+    """ "cosine is best, ..." or "possibly best: a, b (2 of 13 schedules)"."""
+    best = v.schedule[v.verdict == mcb.BEST]
+    if len(best):
+        return f"{best.iloc[0]} is best, ahead of every other schedule"
     return (
-        f"fastest to dev accuracy {top.target.iloc[0]:g}: {names} "
-        f"(median {fixed(top.epoch_median.iloc[0], 2)} epochs)"
+        f"possibly best: {name_list(possibly_best(v))} ({len(possibly_best(v))} of "
+        f"{plural(len(v), 'schedule')}; none shown ahead of all)"
     )
 
 
-def takeaway(task: str, acc: pd.DataFrame, paired: pd.DataFrame, speed: pd.DataFrame) -> str:
-    """One line for page 1: the best with its numbers and certainty, what is equivalent to it,
-    and what reached the target first."""
-    p, s = paired[paired.task == task], speed[speed.task == task]
-    best = p[p.verdict.str.startswith("best")].iloc[0]
-    a = acc[(acc.task == task) & (acc.schedule == best.schedule)].iloc[0]
-    ci = (
-        ""
-        if math.isnan(a.acc_ci_lo)
-        else f", 95% CI {fixed(a.acc_ci_lo, 4)} to {fixed(a.acc_ci_hi, 4)}"
-    )
-    sure = f"best in {percent(best.p_best)} of seed resamples"
-    equiv = p[p.verdict == "equivalent"].schedule
+def takeaway(task: str, verdicts_: pd.DataFrame, resolution: pd.DataFrame, speed) -> str:
+    """One line for page 1: who may be the best, what is within the margin, how many are
+    worse, the smallest margin the problem can resolve, and who reached the target first."""
+    v, res = verdicts_[verdicts_.task == task], resolution[resolution.task == task].iloc[0]
+    if (v.verdict == N_A).all():
+        return f"no comparison ({_evidence(res)}); {_fastest(speed[speed.task == task])}."
+    within = v.schedule[v.verdict == mcb.WITHIN]
+    worse = v.verdict.isin([mcb.WORSE_WITHIN, mcb.WORSE, mcb.WORSE_BEYOND]).sum()
     return (
-        f"{best.schedule} has the highest mean test accuracy, {fixed(a.acc_mean, 4)} "
-        f"(n = {int(a.n)}"
-        f"{ci}; {sure}); equivalent within ±{100 * best.margin:g} points: {name_list(equiv)}; "
-        f"{_fastest(s)}."
+        f"{_who(v)}; of them shown within {fixed(100 * res.margin, 2)} points of the best: "
+        f"{name_list(within)}; worse: {worse} ({_evidence(res)}; {_resolves(res)}); "
+        f"{_fastest(speed[speed.task == task])}."
     )
 
 
-def task_sentences(task, acc, paired, speed, merged: list[list[str]], added) -> list[str]:
-    """What the results say about one task, each claim with its n, estimate and interval.
+def _resolves(res) -> str:
+    if math.isnan(res.resolvable):
+        return "no margin resolvable"
+    below = ", below the margin" if res.below else ""
+    return f"resolves {fixed(100 * res.resolvable, 2)} points{below}"
 
-    ``merged``: the task's identical schedules; ``added``: targets the report added to it."""
-    p, s, a = (f[f.task == task] for f in (paired, speed, acc))
-    out = _accuracy_sentences(p, a) + _speed_sentences(s, added)
+
+def _fastest(s: pd.DataFrame) -> str:
+    """Who reached the headline target first: "fastest to dev accuracy 0.9: a" or "possibly"."""
+    target = f"dev accuracy {s.target.iloc[0]:g}"
+    if (s.verdict == NONE).all():
+        return f"no run reached {target}"
+    top = s.schedule[s.verdict == FASTEST]
+    if len(top):
+        return f"fastest to {target}: {top.iloc[0]}"
+    maybe = s.schedule[s.verdict == POSSIBLY_FASTEST]
+    names = name_list(maybe) if len(maybe) < 4 else f"any of {len(maybe)} schedules"
+    return f"possibly fastest to {target}: {names}"
+
+
+def task_sentences(task, acc, verdicts_, resolution, speed, merged, added) -> list[str]:
+    """What the results say about one problem, each claim with its n, estimate and interval.
+
+    ``merged``: the problem's identical schedules; ``added``: targets the report added to it."""
+    v, s, a = (f[f.task == task] for f in (verdicts_, speed, acc))
+    res = resolution[resolution.task == task].iloc[0]
+    out = _accuracy_sentences(v, a, res) + _speed_sentences(s, added)
     if merged:
         out.append(
             f"{' and '.join(' = '.join(g) for g in merged)} at this budget: identical lr "
@@ -92,46 +123,51 @@ def task_sentences(task, acc, paired, speed, merged: list[list[str]], added) -> 
     return out
 
 
-def _accuracy_sentences(p: pd.DataFrame, a: pd.DataFrame) -> list[str]:
-    best = p[p.verdict.str.startswith("best")].iloc[0]
-    top = a[a.schedule == best.schedule].iloc[0]
-    n, margin, m = int(top.n), 100 * best.margin, len(p) - 1
-    ci = (
-        "no CI: one run"
-        if n < 2
-        else f"95% CI {fixed(top.acc_ci_lo, 4)} to {fixed(top.acc_ci_hi, 4)}"
-    )
-    uncertain = ", so which schedule is best is uncertain" if best.verdict != "best" else ""
+def _accuracy_sentences(v: pd.DataFrame, a: pd.DataFrame, res) -> list[str]:
+    if (v.verdict == N_A).all():
+        return [f"No comparison with the best: it needs two schedules and two seeds that "
+                f"every schedule ran ({_evidence(res)})."]  # fmt: skip
+    means = a.set_index("schedule").acc_mean
+
+    def listed(*words: str) -> str:
+        rows = v[v.verdict.isin(words)].sort_values("gap", ascending=False)
+        return name_list(f"{r.schedule} ({fixed(means[r.schedule], 4)}; {_gap(r)})"
+                         for r in rows.itertuples())  # fmt: skip
+
+    margin = fixed(100 * res.margin, 2)
     out = [
-        f"{best.schedule} had the highest mean test accuracy, {fixed(top.acc_mean, 4)} ({ci}, "
-        f"n = {n} runs, one per seed, lr {significant(top.lr, 3)}); it has the highest mean in "
-        f"{percent(best.p_best)} of {stats.RESAMPLES:,} resamples of the seeds{uncertain}."
+        f"Test accuracy, each schedule's mean and its gap to the best mean of the others with "
+        f"its simultaneous 95% interval ({_evidence(res)}): {_who(v)}.",
+        f"Best: {listed(mcb.BEST)}. Possibly best and within {margin} points of the best: "
+        f"{listed(mcb.WITHIN)}. Possibly best, not shown within the margin: "
+        f"{listed(mcb.POSSIBLY_BEST)}.",
+        f"Worse by less than {margin} points: {listed(mcb.WORSE_WITHIN)}. Worse, by how much "
+        f"not resolved: {listed(mcb.WORSE)}. Worse beyond the margin: "
+        f"{name_list(v.schedule[v.verdict == mcb.WORSE_BEYOND])}.",
+        _plan(res),
     ]
-    n_pairs = int(p.n_pairs.max())
-    if not compare.separable(n_pairs, m):
-        out.append(
-            f"With n = {n_pairs} paired seeds the Wilcoxon test cannot reach Holm's level for "
-            f"{m} comparisons (its smallest p is {significant(compare.smallest_p(n_pairs), 3)}), "
-            "so no schedule can be found worse at this n."
-        )
+    return out
 
-    def listed(verdict: str, extra=lambda r: "") -> str:
-        rows = p[p.verdict == verdict]
-        return name_list(
-            f"{r.schedule} ({_points(r.mean_diff)}{extra(r)})" for r in rows.itertuples()
-        )
 
-    def needed(r) -> str:
-        return "; more than 1,000 seeds" if math.isinf(r.seeds_needed) else (
-            f"; ~{fixed(r.seeds_needed, 0)} seeds would likely settle it")  # fmt: skip
-
-    return [
-        *out,
-        f"Equivalent to it within ±{margin:g} points (paired TOST, Holm, alpha {ALPHA:g}): "
-        f"{listed('equivalent')}.",
-        f"Worse (paired Wilcoxon signed-rank on correct test examples, Holm): {listed('worse')}.",
-        f"Inconclusive, neither shown different nor equivalent: {listed('inconclusive', needed)}.",
-    ]
+def _plan(res) -> str:
+    """The smallest margin the problem resolves, and the seeds to plan for the chosen one."""
+    margin = f"{fixed(100 * res.margin, 2)} points"
+    said = (
+        f"At this n the problem resolves margins down to about {fixed(100 * res.resolvable, 2)} "
+        "points (the median half-width of the comparisons with the best)"
+    )
+    if res.below:
+        said += f"; the chosen margin, {margin}, is below it, so a schedule as good as the best "
+        said += "is seldom shown within it"
+    if math.isinf(res.seeds_plan_lo):
+        plan = "no number of seeds would resolve it on this test set (a larger one would)"
+    else:
+        hi = "more than 1,000" if math.isinf(res.seeds_plan_hi) else f"{res.seeds_plan_hi:.0f}"
+        plan = f"{res.seeds_plan_lo:.0f} to {hi} seeds per schedule would resolve it"
+    return (
+        f"{said}. To resolve {margin}: {plan} (at the SD of paired run differences, "
+        f"{fixed(100 * res.seed_sd, 2)} points, and at its upper 95% confidence limit)."
+    )
 
 
 def _speed_sentences(s: pd.DataFrame, added) -> list[str]:
@@ -144,28 +180,30 @@ def _speed_sentences(s: pd.DataFrame, added) -> list[str]:
             f"{100 * REACH_QUANTILE:g}th percentile of the runs' best dev accuracy, rounded "
             "down to 0.5 points."
         )
-    top = s[s.verdict == "best"]
-    if top.empty:
-        reached = f"{int(s.n_reached.sum())} of {int(s.n.sum())} runs reached it"
-        return [*out, f"No schedule reached dev accuracy {target:g} in half its runs: {reached}."]
-    f = top.iloc[0]
-    hi = "not reached" if math.isinf(f.epoch_hi) else f"{fixed(f.epoch_hi, 2)}"
-    ci = "no CI: one run" if math.isnan(f.epoch_lo) else f"95% CI {fixed(f.epoch_lo, 2)} to {hi}"
-    out.append(
-        f"{name_list(top.schedule)} reached dev accuracy {target:g} fastest: Kaplan-Meier median "
-        f"{fixed(f.epoch_median, 2)} epochs ({ci}" + (", each" if len(top) > 1 else "") + ")."
-    )
+    reached = f"{int(s.n_reached.sum())} of {int(s.n.sum())} runs reached it"
+    if (s.verdict == NONE).all():
+        return [*out, f"No run reached dev accuracy {target:g}."]
+
+    def listed(*words: str) -> str:
+        rows = s[s.verdict.isin(words)].sort_values("rmst")
+        return name_list(
+            f"{r.schedule} ({fixed(r.rmst, 2)} epochs, {r.n_reached} of {r.n} reached)"
+            for r in rows.itertuples()
+        )
+
     return [
         *out,
-        f"Slower (log-rank test against the fastest, Holm, alpha {ALPHA:g}): "
-        f"{name_list(s.schedule[s.verdict == 'worse'])}. Not found slower: "
-        f"{name_list(s.schedule[s.verdict.isin(['inconclusive', 'better'])])}.",
+        f"Time to dev accuracy {target:g} ({reached}; restricted mean epochs, a run that never "
+        f"reached it counted at the end of its budget; compared with the fastest, paired by "
+        f"seed, simultaneous 95% intervals): fastest or possibly fastest: "
+        f"{listed(FASTEST, POSSIBLY_FASTEST)}; slower: {listed(SLOWER)}.",
     ]
 
 
 def guidance(matrix: pd.DataFrame, kinds: dict[str, str | None], task_of) -> list[str]:
-    """The schedules best or equivalent on every task (at every budget), overall and per kind
-    of task; ``kinds`` and ``task_of`` give a problem's kind and task (``Results.task_of``)."""
+    """The schedules as good as the best (best, possibly best or within the margin) on every
+    task (at every budget), overall and per kind of task; ``kinds`` and ``task_of`` give a
+    problem's kind and task (``Results.task_of``)."""
     groups = [("On every task", matrix)] if matrix.task.nunique() > 1 else []
     groups += list(matrix.assign(kind=matrix.task.map(kinds)).groupby("kind"))  # None: left out
     unknown = sorted(t for t in matrix.task.unique() if kinds[t] is None)
@@ -188,8 +226,9 @@ def _always_good(name: str, g: pd.DataFrame, task_of) -> str:
         scope += f", {len(problems)} task x budget problems"
     listed = ("; " if any(", " in p for p in problems) else ", ").join(problems)
     return (
-        f"{name} ({listed}; {scope}): best or equivalent on final accuracy: "
-        f"{always('accuracy', GOOD)}; fastest to the target: {always('speed', ('best',))}."
+        f"{name} ({listed}; {scope}): as good as the best on final accuracy (best, possibly "
+        f"best or within the margin): {always('accuracy', GOOD)}; fastest or possibly fastest "
+        f"to the target: {always('speed', (FASTEST, POSSIBLY_FASTEST))}."
     )
 
 

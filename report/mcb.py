@@ -17,25 +17,29 @@ examples for every run, so that the intervals also cover the choice of test set.
 - How: Edwards and Hsu (1983). Were the true best c known, comparisons with c as the control
   (Dunnett) would bound every mu_c - mu_j at once. It is not, so each interval is the range of
   theta_i over every parameter under which some schedule c is a best and c's comparisons
-  hold (``bounds``). Only the true best's comparisons need to hold, with probability
-  1 - alpha, for every interval to hold: family-wise coverage, and no pick inside resamples.
-  With one-sided comparisons this is Hsu's (1984) constrained MCB (``hsu``, the normal-theory
-  peer): its intervals always contain 0, and a bound at 0 ("not better than the rest") is no
-  error when all tie. With two-sided comparisons (``mcb``) bounds can leave 0, so "best" and
-  "worse" are claims that a complete null makes false; the construction makes them in at most
-  alpha of such problems, and far fewer in practice (``report/mcb_sim.py`` measures it).
-- Each control's critical value (``critical``) is the larger of two. A max-statistic
-  bootstrap: seeds and, given ``correct``, test examples resampled independently (a crossed
-  design's pigeonhole bootstrap; the same examples for every run), the largest standardized
-  deviation of the control's differences from their estimates; it knows the comparisons'
-  correlations, unequal variances and the test set's share. With 10 seeds it cannot know the
-  tails of a t statistic with 9 df (a bootstrap of 10 seeds sees 10 values), so its
-  per-comparison level is taken to a t; and even so it falls short where each comparison is
-  studentized by its own 9-df SD (a median 3.42 where 3.71 holds 95% at 13 schedules), so
-  the value that is exact for equal normal schedules (``studentized_critical``) is its floor.
-  Without the floor the simultaneous coverage with one schedule far ahead was 0.93.
-  Each comparison keeps its own SD, not a pooled one (``hsu``): the run SDs of paired
-  differences differ between schedules (0.39 to 1.0 points among close competitors).
+  hold (``bounds``): no pick inside resamples. With one-sided comparisons this is Hsu's
+  (1984) constrained MCB (``hsu``, the normal-theory peer): its intervals always contain 0.
+  With two-sided comparisons (``mcb``) bounds can leave 0, so "best" and "worse" are claims
+  that a complete null makes false (``report/mcb_sim.py`` measures how often).
+- Which comparisons must hold: all pairwise ones, not only the true best's. With the best's
+  alone, one schedule whose runs vary widely (a diverged seed; plateau at a high lr on
+  mnist_logreg, 3 epochs of the quick reference, SD 7 points) stays a possible best and its
+  wide comparisons reach every other interval up to 0: every schedule "possibly best", even
+  one 2 points behind another on every seed. Where every pairwise comparison holds, theta_i =
+  min_j (mu_i - mu_j) also lies within [min_j lo_ij, min_j hi_ij], and ``mcb`` intersects
+  the two: simultaneous coverage at 1 - alpha for a critical value that is larger (all
+  k (k - 1) / 2 pairs rather than k - 1 per control: ~3.5 against ~3.0 at 13 schedules).
+- The critical value (``critical``) is the larger of two. A max-statistic bootstrap: seeds
+  and, given ``correct``, test examples resampled independently (a crossed design's
+  pigeonhole bootstrap; the same examples for every run), the largest standardized deviation
+  of any pairwise difference from its estimate; it knows the comparisons' correlations,
+  unequal variances and the test set's share. With 10 seeds it cannot know the tails of a t
+  statistic with 9 df (a bootstrap of 10 seeds sees 10 values), so its per-comparison level
+  is taken to a t; and even so it falls short where each comparison is studentized by its own
+  9-df SD, so the value that is exact for equal normal schedules (``pairwise_critical``) is
+  its floor (without such a floor the coverage with one schedule far ahead was 0.93). Each
+  comparison keeps its own SD, not a pooled one (``hsu``): the run SDs of paired differences
+  differ between schedules (0.39 to 1.0 points among close competitors).
 - The smallest margin a problem can show (``MCB.resolvable``): the median half-width of the
   comparisons with the observed best. A schedule exactly as good as the best has its lower
   bound below minus that half the time, so a smaller margin can seldom be shown even for it;
@@ -47,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from report.planning import ALPHA, dunnett_critical, studentized_critical
+from report.planning import ALPHA, dunnett_critical, pairwise_critical
 from report.stats import SEED
 
 RESAMPLES = 1_999  # hierarchical bootstrap resamples per problem (a 95% quantile from 2,000)
@@ -55,8 +59,9 @@ BEST = "best"
 POSSIBLY_BEST = "possibly best"
 WITHIN = "within the margin of the best"
 WORSE_WITHIN = "worse by less than the margin"
+WORSE = "worse"  # behind the best, by how much not resolved (the interval straddles -margin)
 WORSE_BEYOND = "worse beyond the margin"
-VERDICTS = (BEST, POSSIBLY_BEST, WITHIN, WORSE_WITHIN, WORSE_BEYOND)
+VERDICTS = (BEST, POSSIBLY_BEST, WITHIN, WORSE_WITHIN, WORSE, WORSE_BEYOND)
 
 
 class MCB(NamedTuple):
@@ -126,21 +131,24 @@ def resampled_means(acc, correct=None, resamples: int = RESAMPLES) -> np.ndarray
 
 
 def critical(diff, means, seeds: int, alpha: float = ALPHA) -> np.ndarray:
-    """Two-sided critical value of each control c [..., k]: the 1 - alpha quantile over the
-    resampled ``means`` [..., B, k] of max_j |resampled diff_cj - diff_cj| / sd_cj, sd_cj the
-    SD of the resampled diff_cj (the bootstrap gives the shape and dependence; the scale comes
-    from ``paired`` and ``test_set_variance``, which the pigeonhole bootstrap overstates by the
-    run x example noise counted twice), taken to a t with ``seeds`` - 1 df at the same
-    per-comparison level; never below ``studentized_critical``, the exact value for equal
-    normal schedules. A pair with no variance (identical runs) is known exactly. In float32:
-    the deviations are ~1e-3 and exact to ~1e-7, and the arrays are B k^2 per problem."""
+    """Two-sided critical value of all pairwise comparisons of a problem [...]: the 1 - alpha
+    quantile over the resampled ``means`` [..., B, k] of max_{c != j} |resampled diff_cj -
+    diff_cj| / sd_cj, sd_cj the SD of the resampled diff_cj (the bootstrap gives the shape and
+    dependence; the scale comes from ``paired`` and ``test_set_variance``, which the pigeonhole
+    bootstrap overstates by the run x example noise counted twice), taken to a t with
+    ``seeds`` - 1 df at the same per-comparison level; never below ``pairwise_critical``, the
+    exact value for equal normal schedules. A pair with no variance (identical runs) is known
+    exactly. In float32: the deviations are ~1e-3 and exact to ~1e-7, and the arrays are
+    B k^2 per problem."""
     dev = _pairwise(means.astype(np.float32)) - diff[..., None, :, :].astype(np.float32)
     centred = means - means.mean(-2, keepdims=True)
     var = _pair_ss(np.swapaxes(centred, -1, -2)) / means.shape[-2]  # of each resampled diff
-    inverse = np.divide(1, np.sqrt(var), out=np.zeros_like(var), where=var > 0)
-    z = (np.abs(dev) * inverse[..., None, :, :].astype(np.float32)).max(-1)
-    boot = stats.t.isf(stats.norm.sf(np.quantile(z, 1 - alpha, axis=-2)), seeds - 1)
-    return np.maximum(boot, studentized_critical(diff.shape[-1] - 1, seeds, alpha))
+    # a resampled difference with an SD under 1e-9 (a millionth of a test example at most) is
+    # no difference: rounding, between identical runs
+    inverse = np.divide(1, np.sqrt(var), out=np.zeros_like(var), where=var > 1e-18)
+    z = (np.abs(dev) * inverse[..., None, :, :].astype(np.float32)).max((-2, -1))
+    boot = stats.t.isf(stats.norm.sf(np.quantile(z, 1 - alpha, axis=-1)), seeds - 1)
+    return np.maximum(boot, pairwise_critical(diff.shape[-1], seeds, alpha))
 
 
 def bounds(diff, below, above) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,8 +195,8 @@ def mcb(acc, correct=None, alpha: float = ALPHA, resamples: int = RESAMPLES) -> 
     """Multiple comparisons with the best of one problem, or of problems [...]: ``acc``
     [..., k, n] (fractions), ``correct`` [..., k, n, M] per-example results or None (then the
     test set counts as fixed). Intervals hold simultaneously for the k schedules with
-    probability at least 1 - ``alpha`` (two-sided comparisons with each control; see the
-    module's docstring). Given ``correct``, ``acc`` must be its runs' accuracies."""
+    probability at least 1 - ``alpha``: every one holds whenever all pairwise comparisons do
+    (see the module's docstring). Given ``correct``, ``acc`` must be its runs' accuracies."""
     acc = np.asarray(acc, dtype=float)
     if correct is not None and not np.allclose(acc, np.mean(correct, -1), rtol=0, atol=1e-9):
         raise ValueError("acc is not the accuracy of correct's runs")
@@ -198,9 +206,12 @@ def mcb(acc, correct=None, alpha: float = ALPHA, resamples: int = RESAMPLES) -> 
     if correct is not None:
         var = var + test_set_variance(correct)
     means = resampled_means(acc, correct, resamples)
-    half = critical(diff, means, seeds, alpha)[..., :, None] * np.sqrt(var)
+    half = critical(diff, means, seeds, alpha)[..., None, None] * np.sqrt(var)
     lower, upper, _ = bounds(diff, half, half)
     off = ~np.eye(acc.shape[-2], dtype=bool)
+    # theta_i = min_j (mu_i - mu_j) lies within [min_j lo_ij, min_j hi_ij] of every pair's
+    upper = np.minimum(upper, np.where(off, diff + half, np.inf).min(-1))
+    lower = np.minimum(np.maximum(lower, np.where(off, diff - half, np.inf).min(-1)), upper)
     return MCB(
         estimate=np.where(off, diff, np.inf).min(-1), lower=lower, upper=upper,
         possibly_best=upper >= 0, selected=selection_frequency(means),
@@ -228,13 +239,13 @@ def hsu(acc, alpha: float = ALPHA, sides: int = 1) -> tuple[np.ndarray, np.ndarr
 def verdicts(lower, upper, margin: float) -> np.ndarray:
     """One verdict per interval of theta (``margin`` a fraction), the first rule that holds:
     lower > 0: ``BEST`` (ahead of every other); upper < -margin: ``WORSE_BEYOND``;
-    upper < 0 and lower > -margin: ``WORSE_WITHIN``; upper < 0: ``WORSE_BEYOND`` too (worse,
-    and not shown to be within the margin); lower > -margin: ``WITHIN`` (cannot be told from
-    the best, and no more than the margin behind it); else ``POSSIBLY_BEST`` (cannot be told
-    from the best). Exclusive and exhaustive; each verdict's claim (theta > 0; theta < 0;
-    -margin < theta < 0; theta > -margin; none) follows from the interval, so all of one
-    problem's claims hold together whenever its intervals do."""
+    upper < 0: ``WORSE_WITHIN`` when lower > -margin, else ``WORSE`` (behind, by how much not
+    resolved); lower > -margin: ``WITHIN`` (cannot be told from the best, and no more than
+    the margin behind it); else ``POSSIBLY_BEST`` (cannot be told from the best). Exclusive
+    and exhaustive; each verdict's claim (theta > 0; theta < -margin; -margin < theta < 0;
+    theta < 0; theta > -margin; none) follows from the interval, so all of one problem's
+    claims hold together whenever its intervals do."""
     lo, hi = np.asarray(lower), np.asarray(upper)
-    rules = [lo > 0, hi < 0, lo > -margin]
-    worse = np.where(lo > -margin, WORSE_WITHIN, WORSE_BEYOND)
-    return np.select(rules, [BEST, worse, WITHIN], POSSIBLY_BEST)
+    rules = [lo > 0, hi < -margin, hi < 0, lo > -margin]
+    worse = np.where(lo > -margin, WORSE_WITHIN, WORSE)
+    return np.select(rules, [BEST, WORSE_BEYOND, worse, WITHIN], POSSIBLY_BEST)

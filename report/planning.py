@@ -4,8 +4,9 @@
   (one-sided t, or |t| when two-sided) at equal group sizes (correlation 1/2), by quadrature:
   deterministic, where ``scipy.stats.dunnett`` (its kept peer in the tests) integrates the
   multivariate t by randomised quasi-Monte Carlo.
-- ``studentized_critical``: the same for paired comparisons each studentized by its own SD
-  (seeds - 1 df each, as ``mcb`` does), by simulation; the floor of ``mcb``'s critical values.
+- ``pairwise_critical``: the critical value of all pairwise comparisons of k schedules, each
+  studentized by its own SD (seeds - 1 df each, as ``mcb`` does), by simulation; the floor of
+  ``mcb``'s critical values.
 - ``seeds_to_plan``: a planning figure, not post-hoc power: the seeds per schedule with which a
   schedule exactly as good as the best would be called within the margin with the chance
   ``POWER``, at the SD of paired differences measured on earlier results and at that SD's upper
@@ -23,8 +24,8 @@ from report.stats import LEVEL, SEED
 ALPHA = round(1 - LEVEL, 12)  # family-wise error rate of one problem's comparisons with the best
 POWER = 0.8  # the chance that a planned sweep resolves the margin
 MOST_SEEDS = 1000  # seeds_to_plan says inf beyond
-SIMULATED = 20_000  # draws behind studentized_critical: its 95% quantile to ~1%
-SIMULATED_SEEDS = 40  # studentized_critical simulates up to this many seeds
+SIMULATED = 20_000  # draws behind pairwise_critical: its 95% quantile to ~1%
+SIMULATED_SEEDS = 40  # pairwise_critical simulates up to this many seeds
 NODES = 128  # Gauss quadrature nodes per axis: critical values to ~1e-6
 
 
@@ -55,24 +56,26 @@ def dunnett_critical(m: int, df: float, alpha: float = ALPHA, sides: int = 2) ->
     return float(optimize.brentq(lambda c: _cdf(c, m, df, sides) - (1 - alpha), 0.5, 20, xtol=1e-8))
 
 
-def t_critical(m: int, df, alpha: float = ALPHA) -> np.ndarray:
-    """The two-sided critical value of m comparisons with a control at ``df`` degrees of
-    freedom per comparison: the per-comparison level of the normal Dunnett value, taken to a
-    t with ``df`` (what ``mcb`` does to its bootstrap values; see there)."""
-    level = stats.norm.sf(dunnett_critical(m, math.inf, alpha, 2))
-    return stats.t.isf(level, np.asarray(df, dtype=float))
+def t_critical(k: int, df, alpha: float = ALPHA) -> np.ndarray:
+    """The critical value of all pairwise comparisons of k schedules at ``df`` degrees of
+    freedom per comparison: the per-comparison level of the normal value (the studentized
+    range at infinite df, over sqrt 2: the largest |Z_i - Z_j| / sqrt 2 of k iid normals),
+    taken to a t with ``df`` (what ``mcb`` does to its bootstrap values; see there)."""
+    normal = stats.studentized_range.isf(alpha, k, math.inf) / math.sqrt(2)
+    return stats.t.isf(stats.norm.sf(normal), np.asarray(df, dtype=float))
 
 
 @functools.cache
-def _studentized(m: int, alpha: float) -> np.ndarray:
-    """``studentized_critical`` at 1 .. ``SIMULATED_SEEDS`` seeds (NaN at 1), from one
+def _pairwise(k: int, alpha: float) -> np.ndarray:
+    """``pairwise_critical`` at 1 .. ``SIMULATED_SEEDS`` seeds (NaN at 1), from one
     simulation: every seed count is a prefix of the same draws."""
     rng = np.random.default_rng(SEED)
     n = np.arange(1, SIMULATED_SEEDS + 1)
+    i, j = np.triu_indices(k, 1)
     top = []
-    for _ in range(SIMULATED // 5000):  # 5,000 draws at a time bound the memory
-        x = rng.standard_normal((5000, m + 1, SIMULATED_SEEDS))
-        d = x[:, 1:] - x[:, :1]
+    for _ in range(SIMULATED // 1000):  # 1,000 draws at a time bound the memory
+        x = rng.standard_normal((1000, k, SIMULATED_SEEDS))
+        d = x[:, i] - x[:, j]
         s1, s2 = np.cumsum(d, -1), np.cumsum(d**2, -1)
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.abs(s1) / np.sqrt(n * (s2 - s1**2 / n) / (n - 1))
@@ -80,14 +83,14 @@ def _studentized(m: int, alpha: float) -> np.ndarray:
     return np.quantile(np.concatenate(top), 1 - alpha, axis=0)
 
 
-def studentized_critical(m: int, seeds: int, alpha: float = ALPHA) -> float:
-    """The two-sided critical value of m paired comparisons with a control, each t statistic
-    studentized by its own pairs' SD (``seeds`` - 1 df) under equal normal schedules: the
-    floor of ``mcb``'s critical values. Simulated (``SIMULATED`` draws, seed ``SEED``) up to
-    ``SIMULATED_SEEDS`` seeds; beyond, ``t_critical`` (within 0.5% there)."""
+def pairwise_critical(k: int, seeds: int, alpha: float = ALPHA) -> float:
+    """The two-sided critical value of all k (k - 1) / 2 paired comparisons of k schedules,
+    each t statistic studentized by its own pairs' SD (``seeds`` - 1 df) under equal normal
+    schedules: the floor of ``mcb``'s critical values. Simulated (``SIMULATED`` draws, seed
+    ``SEED``) up to ``SIMULATED_SEEDS`` seeds; beyond, ``t_critical`` (within ~1% there)."""
     if seeds > SIMULATED_SEEDS:
-        return float(t_critical(m, seeds - 1, alpha))
-    return float(_studentized(m, alpha)[int(seeds) - 1])
+        return float(t_critical(k, seeds - 1, alpha))
+    return float(_pairwise(k, alpha)[int(seeds) - 1])
 
 
 def sd_upper(sd: float, df: int, level: float = LEVEL) -> float:
@@ -103,7 +106,7 @@ def seeds_to_plan(
     """Seeds per schedule for a sweep of ``schedules`` schedules to resolve ``margin``
     (fraction): the smallest n with (q_n + t_power(n - 1)) * se_n <= margin, where
     se_n = sqrt(sd^2 / n + test_set_se^2) is the standard error of a paired difference of
-    means and q_n the floor of ``mcb``'s critical values (``studentized_critical``). Then a
+    means and q_n the floor of ``mcb``'s critical values (``pairwise_critical``). Then a
     schedule exactly as good as the best has its lower bound above -margin (is called within
     the margin) with the chance ``power``, and by symmetry one a margin behind is called worse
     as often; the selection inside ``mcb`` makes the real chances a little lower: a floor.
@@ -117,7 +120,7 @@ def seeds_to_plan(
     def needed(s: float) -> float:
         n = np.arange(2, MOST_SEEDS + 1)
         se = np.sqrt(s**2 / n + test_set_se**2)
-        q = [studentized_critical(schedules - 1, k, alpha) for k in n]
+        q = [pairwise_critical(schedules, k, alpha) for k in n]
         ok = (np.array(q) + stats.t.ppf(power, n - 1)) * se <= margin
         return float(n[ok][0]) if ok.any() else math.inf
 

@@ -44,7 +44,7 @@ def plots(results: Results, cited: dict[str, Table], order: list[str], perf) -> 
     across = _across_tasks(final, cited["time_to_target"].frame)
     km = ("Time to each task's headline target: the fraction of runs at or above it by epoch "
           f"(Kaplan-Meier, 95% band), for the {plural(shown, 'schedule')} with the smallest "
-          "median; all of them are in the speed table")  # fmt: skip
+          "restricted mean time to it; all of them are in the speed table")  # fmt: skip
     out = {
         "curves": [
             plot(f"curves-{t}", f"{t}: dev accuracy during training", figures.dev_curves(curves, t))

@@ -12,7 +12,8 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from report.numbers import percent, significant
+from report.cited import write_tables
+from report.numbers import fixed, percent, significant
 from report.tables import Interval
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -42,13 +43,23 @@ def fmt_ci(lo, hi) -> str:
     return "n.r." if lo == math.inf else f"[{fmt_num(lo, 3)}, {fmt_num(hi, 3)}]"
 
 
+def fmt_points(interval) -> str:
+    """An interval of accuracy (fractions) in points with signs: "[-1.23, +0.45] points"."""
+    lo, hi = (fixed(100 * v, 2, sign=True) for v in interval)
+    return f"[{lo}, {hi}] points"
+
+
 def fmt_pct(value, digits: int = 0) -> str:
     """A probability as a percentage: 0.363 -> "36%"."""
     return percent(float(value), digits)
 
 
-VERDICT_CLASS = {"best": "best", "best, uncertain": "unsure", "equivalent": "equiv",
-                 "worse": "worse", "better": "better", "inconclusive": "incon"}  # fmt: skip
+VERDICT_CLASS = {  # a verdict's colour: the best and those that may be it green, worse red
+    "best": "best", "possibly best": "possibly", "within the margin of the best": "within",
+    "worse by less than the margin": "worse-within", "worse": "worse",
+    "worse beyond the margin": "worse",
+    "fastest": "best", "possibly fastest": "possibly", "slower": "worse",
+}  # fmt: skip
 
 
 def verdict_class(word: str) -> str:
@@ -68,6 +79,7 @@ ENV.filters |= {
     "fmt_ci": fmt_ci,
     "fmt_pct": fmt_pct,
     "verdict_class": verdict_class,
+    "fmt_points": fmt_points,
 }
 
 
@@ -87,15 +99,7 @@ def write(context: dict, folder: Path) -> dict[str, Path]:
         "pdf": folder / "report.pdf",
         "tables": folder / "tables",
     }
-    for old in paths["tables"].glob("T-*.*"):
-        old.unlink()
-    index = ["| table | name | title | runs |", "|---|---|---|---|"]
-    for table in context["tables"].values():
-        table.write(paths["tables"])
-        index.append(
-            f"| [{table.id}]({table.id}.md) | {table.name} | {table.title} | {len(table.keys)} |"
-        )
-    (paths["tables"] / "index.md").write_text("\n".join(index) + "\n")
+    write_tables(context["tables"], paths["tables"])
     text = html(context)
     paths["html"].write_text(text)
     HTML(string=text).write_pdf(paths["pdf"])  # no base URL: links stay relative, no path

@@ -20,7 +20,7 @@ import pandas as pd
 
 from benchmark.records import metrics
 from benchmark.records.tidy import TTT
-from report import compare, stats, verdicts
+from report import mcb, planning, stats, verdicts
 from report.load import Results
 from report.numbers import canonical, fixed
 
@@ -50,8 +50,8 @@ class Table:
     id: str = field(init=False)
 
     def __post_init__(self):
-        constants = (compare.ALPHA, compare.POWER, stats.LEVEL, stats.SEED, stats.RESAMPLES,
-                     stats.ROBUST_POINTS, verdicts.BEST_SURE)  # fmt: skip
+        constants = (planning.ALPHA, planning.POWER, stats.LEVEL, stats.SEED, stats.RESAMPLES,
+                     mcb.RESAMPLES, stats.ROBUST_POINTS)  # fmt: skip
         definition = f"{self.name}|{list(self.frame.columns)}|{constants}|"
         numbers = printed(self.frame).to_csv(index=False)  # last bits never reach the print
         digest = hashlib.sha256((definition + ",".join(sorted(self.keys)) + numbers).encode())
@@ -235,30 +235,11 @@ def time_to_target(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["task", "target", "schedule"], ignore_index=True)
 
 
-def correct(final: pd.DataFrame) -> pd.DataFrame:
-    """``final`` with n_test (the test examples each run evaluated, from its record) and correct
-    (test_acc x n_test: the count of correct test examples, an integer)."""
-    n_test = final.test_examples.astype(int)
-    return final.assign(n_test=n_test, correct=np.rint(final.test_acc * n_test).astype(int))
-
-
-def paired(final: pd.DataFrame, margin: float) -> pd.DataFrame:
-    """Each task's schedules against its best on test accuracy (``verdicts.accuracy``)."""
-    runs = correct(final)
-    parts = [verdicts.accuracy(g, margin).assign(task=t) for t, g in runs.groupby("task")]
-    frame = pd.concat(parts, ignore_index=True)
-    return frame[["task", *frame.columns.drop("task")]]
-
-
 def speed(final: pd.DataFrame, ttt: pd.DataFrame) -> pd.DataFrame:
-    """Each task's schedules at its headline target: KM median epochs and the log-rank verdicts
-    (``verdicts.speed``)."""
-    parts = []
-    for task in sorted(ttt.task.unique()):
-        rows = ttt[(ttt.task == task) & (ttt.target == headline_target(ttt, task))]
-        parts.append(verdicts.speed(rows, final[final.task == task]))
-    cols = ["task", "target", "schedule", "n", "n_reached", "epoch_median", "epoch_lo"]
-    return pd.concat(parts, ignore_index=True)[[*cols, "epoch_hi", "z", "p", "p_holm", "verdict"]]
+    """Each problem's schedules at its headline target (``verdicts.speed``)."""
+    parts = [verdicts.speed(final[final.task == t], headline_target(ttt, t))
+             for t in sorted(ttt.task.unique())]  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
 
 
 def scores(final: pd.DataFrame) -> pd.DataFrame:
@@ -266,13 +247,31 @@ def scores(final: pd.DataFrame) -> pd.DataFrame:
     return final.pivot_table(index="task", columns="schedule", values="test_acc", aggfunc="mean")
 
 
-def ranks(final: pd.DataFrame) -> pd.DataFrame:
-    """Each schedule's rank on mean test accuracy per task (1 = best) and its mean rank."""
-    by_task = stats.ranks(scores(final))
-    frame = by_task.T
+def _members(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (index: problems, columns: schedules) with a merged schedule's column ("a = b")
+    repeated under each of its names."""
+    names = {c: c.split(" = ") for c in frame.columns}
+    return pd.concat({m: frame[c] for c, ms in names.items() for m in ms}, axis=1)
+
+
+def ranks(final: pd.DataFrame, task_of) -> pd.DataFrame:
+    """Each schedule's rank on mean test accuracy per problem (1 = best; among the problem's
+    distinct schedules, a merged one's rank under each of its names) and its mean rank over
+    tasks (``task_of``: a problem's task), each task's budgets averaged first: tasks as blocks."""
+    by_problem = _members(stats.ranks(scores(final)))
+    frame = by_problem.T
     frame.columns = [f"rank_{t}" for t in frame.columns]
-    frame["mean_rank"] = by_task.mean()
+    frame["mean_rank"] = by_problem.groupby(task_of).mean().mean()
     return frame.sort_values("mean_rank").rename_axis("schedule").reset_index()
+
+
+def task_scores(final: pd.DataFrame, task_of) -> pd.DataFrame:
+    """Mean test accuracy, tasks x distinct schedules: each task's budgets averaged; a name that
+    was merged into another's at some budget ("a = b": b) left out, so each counts once."""
+    per_problem = scores(final)
+    later = {m for c in per_problem.columns for m in c.split(" = ")[1:]}
+    members = _members(per_problem)
+    return members.drop(columns=sorted(later & set(members.columns))).groupby(task_of).mean()
 
 
 def sensitivity(tune: pd.DataFrame) -> pd.DataFrame:
@@ -289,13 +288,15 @@ def sensitivity(tune: pd.DataFrame) -> pd.DataFrame:
 def grid_edges(final: pd.DataFrame, tune: pd.DataFrame) -> dict[tuple[str, str], str]:
     """(schedule, task) -> "high" or "low" where the final runs' lr is the largest or smallest
     lr its tuning tried (of two or more): a better lr may lie outside what was tried. The
-    protocol extends the grid past such an edge, so one left is at the extension's bound."""
+    protocol extends the grid past such an edge, so one left is at the extension's bound. A
+    merged schedule ("a = b") is judged by a's tuning, whose runs it keeps."""
     tried = tune.groupby(["schedule", "task"]).lr.agg(["min", "max", "nunique"])
     edges = {}
     for (schedule, task), lr in final.groupby(["schedule", "task"]).lr.first().items():
-        if (schedule, task) not in tried.index:
+        first = schedule.split(" = ")[0]
+        if (first, task) not in tried.index:
             continue
-        low, high, n = tried.loc[(schedule, task)]
+        low, high, n = tried.loc[(first, task)]
         edge = "high" if lr >= high else "low" if lr <= low else ""
         if edge and n > 1:
             edges[schedule, task] = edge
