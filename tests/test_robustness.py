@@ -206,6 +206,7 @@ def test_disk_full_fails_the_run_cleanly(world, tmp_path, monkeypatch, capsys):
 # ------------------------------------------------------------------------------ Ctrl-C
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("workers", "stop", "send"),
     [(2, signal.SIGINT, os.killpg), (1, signal.SIGTERM, os.kill)],
@@ -235,6 +236,7 @@ def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(world, tmp_path, w
     assert_whole(results, expected)
 
 
+@pytest.mark.slow
 def test_an_interrupted_rerun_resumes_as_a_rerun(world, tmp_path):
     sweep_path, expected = world
     results = tmp_path / "r"

@@ -299,6 +299,7 @@ def test_an_off_centre_grid_extends_until_the_choice_is_inside(fake_world, tmp_p
     assert len(planned["tune"]) == 2 * (2 * len(grid) + len(tried))  # 2 seeds, 2 schedules
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_in_a_grid_extension_resumes_to_the_same_choice(fake_world, tmp_path):
     path = tmp_path / "edge.toml"
     path.write_text(EDGE_SWEEP.replace("EXTEND", "3"))
@@ -588,6 +589,7 @@ def test_an_old_heartbeat_is_stale(tmp_path):
 # ------------------------------------------------------------------------------ processes
 
 
+@pytest.mark.slow
 def test_two_runners_on_one_folder_run_each_run_once(sweep_file, tmp_path, finished_sweep):
     results = tmp_path / "two"
     first, second = runner(sweep_file, results), runner(sweep_file, results)
@@ -599,6 +601,7 @@ def test_two_runners_on_one_folder_run_each_run_once(sweep_file, tmp_path, finis
     assert records(results) == records(finished_sweep)  # one runner's records, to the last bit
 
 
+@pytest.mark.slow
 def test_records_do_not_depend_on_the_worker_count(sweep_file, tmp_path, finished_sweep):
     """Two worker processes, or every run in this process (the finished sweep): one torch
     thread per run either way, the same groups, the same records to the last bit; this
@@ -625,7 +628,10 @@ def test_the_sweeps_thread_count_is_every_runs(sweep_file, tmp_path):
 DEBUG_LEAKS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
-@pytest.mark.parametrize("cluster", [pytest.param("debug", marks=DEBUG_LEAKS), "local"])
+@pytest.mark.parametrize(
+    "cluster",
+    [pytest.param("debug", marks=DEBUG_LEAKS), pytest.param("local", marks=pytest.mark.slow)],
+)
 def test_submitit_executor(sweep_file, tmp_path, finished_sweep, cluster):
     results = tmp_path / "r"
     s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
