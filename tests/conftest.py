@@ -1,7 +1,10 @@
 """Shared fixtures and the marker rules: `gpu` needs CUDA, `data` needs the prepared datasets;
 the uninterrupted sweeps that kill, deadline and merge tests compare against (``worlds``)."""
 
+import fcntl
 import hashlib
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,9 @@ import pytest
 from benchmark.catalogue import datasets
 from benchmark.data import datasets as data
 from benchmark.data import idx
-from testkit import FAKE_RUNS, FAKE_SWEEP, Digits, records, runner
+from benchmark.sweeps import protocol
+from benchmark.sweeps.runner import Options, run_sweep
+from testkit import FAKE_SWEEP, Digits, fakes_plugin, records
 
 
 def pytest_collection_modifyitems(config, items):
@@ -101,29 +106,37 @@ def digit_tasks(monkeypatch, digits):
     return digits.splits
 
 
-def make_world(folder: Path, engine: str = "auto") -> tuple[Path, dict[str, dict]]:
-    """The sweep file, and the records of an uninterrupted sweep to compare against: made by
-    two worker processes, while the runs killed or stopped in the tests run in one process (so
-    that a fault point counts every run) and resume with two workers, or in this process when
-    one unit is left."""
+def make_world(folder: Path, sweep: str, engine: str) -> None:
+    """``folder``/fake.toml holding ``sweep``, and in ``folder``/whole its uninterrupted run:
+    in this process, one worker (the tests that compare against it run theirs in other
+    processes, with other worker counts, killed and resumed)."""
     path = folder / "fake.toml"
-    path.write_text(FAKE_SWEEP)
-    whole = folder / "whole"
-    done = runner(path, whole, engine=engine, workers=2).communicate(timeout=300)
-    assert len(records(whole)) == FAKE_RUNS, done
-    return path, records(whole)
+    path.write_text(sweep)
+    options = Options(folder / "whole", device="cpu", workers=1, engine=engine)
+    with fakes_plugin():
+        run_sweep(protocol.load(str(path)), options, log=lambda _: None)
+    assert not list((folder / "whole" / "failed").iterdir())  # every run has its record
 
 
 @pytest.fixture(scope="session")
 def worlds(tmp_path_factory):
-    """``worlds(engine)``: the uninterrupted sweep of each engine, made once per test process
-    (a parametrized module fixture was made again each time the tests' order switched engine)
-    and only read by the tests (test_robustness, test_deadline, test_travel)."""
-    made = {}
+    """``worlds(engine, sweep)``: the sweep file (default: the fake sweep) and the records of
+    its uninterrupted run (``make_world``); ``whole`` beside the sweep file is its folder, which
+    tests only read. Made once per test run: pytest-xdist's workers share the run's base
+    folder, and the first to need a world makes it while the others wait on its lock."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "worlds"
+    shared.mkdir(exist_ok=True)
 
-    def world_of(engine: str):
-        if engine not in made:
-            made[engine] = make_world(tmp_path_factory.mktemp(f"world-{engine}"), engine)
-        return made[engine]
+    def world_of(engine: str = "auto", sweep: str = FAKE_SWEEP) -> tuple[Path, dict[str, dict]]:
+        folder = shared / hashlib.sha256(f"{engine}\n{sweep}".encode()).hexdigest()[:12]
+        with (shared / f"{folder.name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / "made").is_file():
+                shutil.rmtree(folder, ignore_errors=True)  # a failed attempt's
+                folder.mkdir()
+                make_world(folder, sweep, engine)
+                (folder / "made").touch()
+        return folder / "fake.toml", records(folder / "whole")
 
     return world_of

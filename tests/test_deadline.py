@@ -9,7 +9,7 @@ from benchmark.catalogue.spec import RunSpec
 from benchmark.cli import main
 from benchmark.sweeps import deadline as dl
 from benchmark.sweeps import protocol
-from testkit import FAKE_RUNS, assert_whole, records, runner
+from testkit import FAKE_RUNS, assert_whole, records, resume, runner
 
 
 @pytest.fixture(autouse=True)
@@ -88,9 +88,7 @@ def test_a_deadline_already_passed_starts_nothing_and_says_what_remains(worlds, 
     assert "stopped at the deadline: records kept: 0 of 12 tune runs; go on with:" in err
     assert records(results) == {}
     assert (results / "runs.csv").is_file()  # the tables of what is done: nothing yet
-    resumed = runner(sweep_file, results)
-    _out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    resume(sweep_file, results)
     assert_whole(results, expected)
 
 
@@ -111,8 +109,6 @@ def test_sigusr2_mid_run_stops_at_the_group_then_resume_gives_the_uninterrupted_
     assert made == {key: expected[key] for key in made}
     assert len((results / "runs.csv").read_text().splitlines()) == 1 + 8
     assert not list((results / "claims").iterdir())
-    resumed = runner(sweep_file, results)
-    _out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    resume(sweep_file, results)
     assert_whole(results, expected)
     assert len(records(results)) == FAKE_RUNS

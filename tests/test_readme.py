@@ -34,14 +34,23 @@ from testkit import assert_engine_matches_single, env
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-SUBSET = ["--train-size", "384", "--eval-size", "300", "--epochs", "1"]
+# the fewest examples, updates and evaluations that run each command's whole path (train: 2
+# updates and 1 evaluation; lr-find: its minimum of steps); the sweeps: one budget, and 3 final
+# seeds, so that the README's two quick sweeps (the second with a deadline) are one, resumed
+SUBSET = ["--train-size", "64", "--batch-size", "32", "--eval-size", "100",
+          "--evals-per-epoch", "1", "--epochs", "1"]  # fmt: skip
 SWEEP_SUBSET = ["--set", 'tasks=["mnist_logreg"]', "--set", 'schedules=["cosine","wsd"]',
-                "--set", "run.train_size=1000", "--set", "run.eval_size=500",
+                "--set", "run.epochs=[1]", "--set", "final.seeds=[0,1,2]",
+                "--set", "run.train_size=500", "--set", "run.eval_size=200",
                 "--set", "tune.lr_factors=[1]"]  # fmt: skip
 # command prefix -> (flags appended, expected exit status, expected text on stderr)
 COMMANDS = {
     "python -m benchmark train": (SUBSET, 0, ""),
-    "python -m benchmark lr-find": (["--train-size", "2048", "--steps", "30"], 0, ""),
+    "python -m benchmark lr-find": (
+        ["--train-size", "256", "--batch-size", "16", "--steps", "10"],
+        0,
+        "",
+    ),
     "python -m benchmark run --sweep quick": (SWEEP_SUBSET, 0, ""),
     "python -m benchmark run --sweep full --device cuda": ([], 2, "torch sees no GPU"),
     "python -m benchmark run --sweep full --executor slurm": ([], 2, "the cluster's login node"),
@@ -101,12 +110,12 @@ tasks = ["sk_digits_mlp"]
 schedules = ["constant", "cosine", "onecycle"]
 plugins = ["my_digits"]
 [run]
-epochs = 2
+epochs = 1
 [tune]
 seeds = [100]
 lr_factors = [1]
 [final]
-seeds = [0, 1, 2]
+seeds = [0, 1]
 """
 
 
@@ -123,7 +132,7 @@ def test_adding_a_data_set_of_another_shape(tmp_path, monkeypatch):
     plan = protocol.load(str(sweep_file))  # imports the plugin: registers the data set and task
     splits = data.load("sk_digits")
     assert splits.train.images.shape == (1000, 8, 8)
-    specs = [RunSpec.make("sk_digits_mlp", s, seed=seed, epochs=2) for s in ("cosine", "onecycle")
+    specs = [RunSpec.make("sk_digits_mlp", s, seed=seed, epochs=1) for s in ("cosine", "onecycle")
              for seed in (0, 1)]  # fmt: skip
     batched = assert_engine_matches_single("batched", specs, splits)
     assert min(r["metrics"]["test_acc"] for r in batched) > 0.5  # it learns: chance is 0.1

@@ -1,8 +1,9 @@
-"""It survives: kills at five points, a killed concurrent runner, corrupt records, a full disk,
-Ctrl-C, bad input of every kind, fuzzed sweep files and ``--set`` values, determinism.
+"""It survives: kills at each kind of point, a killed concurrent runner, corrupt records, a full
+disk, Ctrl-C, bad input of every kind, fuzzed sweep files and ``--set`` values, determinism.
 
 Kills are real: ``SCHEDULE_BENCH_FAULT`` (benchmark/records/faults.py) makes a runner subprocess
-SIGKILL itself at a named point; then the sweep resumes and must equal an uninterrupted one.
+SIGKILL itself at a named point; then the sweep resumes and must equal an uninterrupted one
+(``worlds``, conftest.py).
 """
 
 import json
@@ -18,16 +19,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmark.catalogue import tasks
+from benchmark.catalogue import datasets, tasks
 from benchmark.catalogue.errors import InputError
 from benchmark.catalogue.spec import RunSpec
 from benchmark.cli import main, parse_set
 from benchmark.data import datasets as data
 from benchmark.engines.single import SingleRun
+from benchmark.records import faults
 from benchmark.sweeps import protocol, store
-from testkit import FAKE_RUNS, FAKE_SWEEP, TESTS, assert_whole, env, records, runner, untimed
+from testkit import (
+    FAKE_RUNS,
+    TESTS,
+    TWO_BUDGETS,
+    assert_whole,
+    env,
+    fakes_plugin,
+    records,
+    resume,
+    runner,
+    untimed,
+)
 
-SWEEP, RUNS = FAKE_SWEEP, FAKE_RUNS
+RUNS = FAKE_RUNS
 FUZZ = int(os.environ.get("FUZZ_EXAMPLES", "150"))  # derandomized in CI; more to hunt locally
 
 
@@ -36,83 +49,54 @@ def world(worlds):
     return worlds("auto")
 
 
-@pytest.fixture(params=["single", "batched"])
-def engine_world(request, worlds):
-    """(engine, sweep file, uninterrupted records) for each engine: the batched engine trains
-    each task's runs of a phase as one group of 6, and writes their records when it ends."""
-    return request.param, *worlds(request.param)
-
-
-# where a kill lands: "step" counts optimizer updates, which the batched engine makes once for
-# a whole group (80 in this sweep: 20 per group, 4 groups)
-KILL = {
-    "single": {"mid-training": "step:150", "two runners": "step:100"},
-    "batched": {"mid-training": "step:50", "two runners": "step:15"},
-}
-
-
 # ------------------------------------------------------------------------------ kill and resume
 
-
-FAULTS = [
-    "claim:7",  # a run claimed, not yet started
-    "mid-training",  # after an optimizer update (KILL)
-    "write:9",  # a record's temporary file complete, not yet renamed
-    "write:14",  # selection.csv or a record around the phase change
-    "write:28",  # the last record (sweep.json, plan.json x 2, selection.csv, 24 records): the
-    # resume has one unit left, which runs in the driver process
-    "tables:1",  # runs.csv rewritten, curves.csv not
+# Each kind of point once, with the engine whose state there is the harder to resume: the
+# batched engine claims, trains and writes a group of 6 at once (a group's records are written
+# together, so one write point can leave a group half written); runs.csv, curves.csv and
+# selection.csv are the same for both. Kills count from the runner's start, which runs every
+# run itself (one worker); the resume runs here: a resume needs no process of its own. The
+# records kept say that the kill was where its comment says.
+KILLS = [  # engine, fault, records kept
+    ("batched", "claim:7", 6),  # one run of the second group claimed, the group not started
+    ("batched", "step:50", 12),  # mid-training, in the final phase (20 updates a group)
+    ("batched", "write:14", 11),  # five of a group's six records renamed into place, one not
+    ("single", "write:9", 6),  # a run's record complete in its temporary file, not renamed
+    ("single", "write:15", 12),  # selection.csv, at the change from tune to final
+    ("single", "tables:1", 24),  # runs.csv rewritten, curves.csv not
 ]
-# the batched engine where it differs: claims, training and record writes are per group (a
-# group's records are written together, so one write point covers them); tables are the same
-BATCHED_FAULTS = ["claim:7", "mid-training", "write:14"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("engine_world", "fault"),
-    [*(("single", f) for f in FAULTS), *(("batched", f) for f in BATCHED_FAULTS)],
-    indirect=["engine_world"],
-)
-def test_kill_at_a_point_then_resume(engine_world, tmp_path, fault):
-    engine, sweep_path, expected = engine_world
+@pytest.mark.parametrize(("engine", "fault", "kept"), KILLS)
+def test_kill_at_a_point_then_resume(worlds, tmp_path, engine, fault, kept):
+    sweep_path, expected = worlds(engine)
     results = tmp_path / "r"
-    killed = runner(sweep_path, results, KILL[engine].get(fault, fault), engine=engine)
+    killed = runner(sweep_path, results, fault, engine=engine)
     killed.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL
-    left = RUNS - len(records(results))
-    resumed = runner(sweep_path, results, engine=engine, workers=2)
-    _out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    assert len(records(results)) == kept
+    resume(sweep_path, results, engine=engine)
     assert_whole(results, expected)
-    if fault == "write:28":
-        assert left == 1
 
 
 @pytest.mark.slow
-def test_kill_a_two_budget_sweep_then_resume(tmp_path):
+def test_kill_a_two_budget_sweep_then_resume(worlds, tmp_path):
     """Budgets of 1 and 2 epochs, each tuned and run on its own: killed in the second
     budget's tuning, the resumed sweep equals an uninterrupted one."""
-    two = SWEEP.replace('"digits_mlp"', "").replace(", ]", "]") + "[run]\nepochs = [1, 2]\n"
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    (tmp_path / "two.toml").write_text(two)
-    done = runner(tmp_path / "two.toml", whole).communicate(timeout=300)
-    expected = records(whole)
-    assert len(expected) == RUNS, done  # one task, two budgets
+    sweep_path, expected = worlds(sweep=TWO_BUDGETS)
     assert {r["spec"]["epochs"] for r in expected.values()} == {1, 2}
     # logreg trains batched here: 10 group updates tune the 1-epoch budget, 20 the 2-epoch one
-    victim = runner(tmp_path / "two.toml", killed, "step:25")
+    victim = runner(sweep_path, tmp_path / "r", "step:25")
     victim.communicate(timeout=300)
     assert victim.returncode == -signal.SIGKILL
-    resumed = runner(tmp_path / "two.toml", killed)
-    _out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
-    assert_whole(killed, expected)
+    resume(sweep_path, tmp_path / "r")
+    assert_whole(tmp_path / "r", expected)
 
 
 @pytest.mark.slow
-def test_kill_during_data_install_then_prepare_again(tmp_path):
-    """Killed with two of four files renamed into place: the next prepare repairs it."""
+def test_kill_during_data_install_then_prepare_again(tmp_path, register_tiny, tiny):
+    """Killed with two of four files renamed into place: the next prepare (here) repairs it."""
     script = f"""
 import sys; sys.path.insert(0, {str(TESTS)!r})
 from conftest import TinyData
@@ -121,8 +105,6 @@ from benchmark.data import datasets as data
 tiny = TinyData()
 datasets.register(tiny.spec((datasets.Source("local", lambda d, dest: tiny.write(dest)),)))
 data.prepare("tiny", sys.argv[1], log=lambda _: None)
-splits = data.load("tiny", sys.argv[1])
-print(len(splits.train.labels), len(splits.dev.labels), len(splits.test.labels))
 """
     root = tmp_path / "data"
     argv = [sys.executable, "-c", script, str(root)]
@@ -131,17 +113,25 @@ print(len(splits.train.labels), len(splits.dev.labels), len(splits.test.labels))
     raw = root / "MNIST" / "raw"
     assert len(list(raw.glob("*-ubyte"))) == 2
     assert not (raw / data.MARKER).exists()  # not marked: nothing passes as verified
-    again = subprocess.run(argv, env=env(), capture_output=True, text=True, check=True)
-    assert again.stdout.split() == ["50", "10", "20"]
+    register_tiny(datasets.Source("local", lambda d, dest: tiny.write(dest)))
+    data.prepare("tiny", root, log=lambda _: None)
+    splits = data.load("tiny", root)
+    assert (len(splits.train.labels), len(splits.dev.labels), len(splits.test.labels)) == (
+        50,
+        10,
+        20,
+    )
     assert not list((root / "MNIST").glob(".staging-*"))
 
 
 @pytest.mark.slow
-def test_two_runners_one_killed_midway(engine_world, tmp_path):
-    engine, sweep_path, expected = engine_world
+def test_two_runners_one_killed_midway(worlds, tmp_path):
+    """The victim is killed mid-run (its 100th update): the survivor, waiting on its claim,
+    takes the run over."""
+    sweep_path, expected = worlds("single")
     results = tmp_path / "r"
-    victim = runner(sweep_path, results, KILL[engine]["two runners"], engine=engine)
-    survivor = runner(sweep_path, results, engine=engine)
+    victim = runner(sweep_path, results, "step:100", engine="single")
+    survivor = runner(sweep_path, results, engine="single")
     victim.communicate(timeout=300)
     out, err = survivor.communicate(timeout=300)
     assert victim.returncode == -signal.SIGKILL
@@ -177,11 +167,9 @@ def test_corrupt_records_are_reported_and_run_again(world, tmp_path, capsys):
     assert main(["status", "--results", str(results)]) == 0
     table = capsys.readouterr().out
     assert sum(int(line.split()[-1]) for line in table.splitlines()[1:]) == len(CORRUPT)
-    resumed = runner(sweep_path, results)
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    lines = "\n".join(resume(sweep_path, results))
     for victim in victims:
-        assert f"the record of {victim.stem} is corrupt" in out
+        assert f"the record of {victim.stem} is corrupt" in lines
     assert_whole(results, expected)
 
 
@@ -194,26 +182,31 @@ def shutil_copy(source: Path, dest: Path) -> None:
 # ------------------------------------------------------------------------------ disk full
 
 
-def test_disk_full_fails_the_run_cleanly(world, tmp_path):
-    sweep_path, _ = world
+def test_disk_full_fails_the_run_cleanly(world, tmp_path, monkeypatch, capsys):
+    """The fault raises in this process: a full disk needs no process of its own."""
+    sweep_path, expected = world
     results = tmp_path / "r"
-    proc = runner(sweep_path, results, "write:3:enospc")  # the third atomic write
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 1
+    monkeypatch.setenv(faults.ENV, "write:3:enospc")  # the third atomic write: a record's
+    monkeypatch.setattr(faults, "_reached", {})
+    with fakes_plugin():
+        code = main(["run", "--sweep", str(sweep_path), "--results", str(results),
+                     "--workers", "1", "--device", "cpu"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 1
     assert "No space left on device" in err
     assert "could not write the record" in out
     runs = list((results / "runs").glob("*"))
     assert all(store.Store(results).done(p.stem) for p in runs)  # no partial record
     assert not list(results.rglob("*.tmp"))
-    again = runner(sweep_path, results)
-    again.communicate(timeout=300)
-    assert again.returncode == 0
-    assert len(records(results)) == RUNS
+    monkeypatch.delenv(faults.ENV)
+    resume(sweep_path, results)
+    assert_whole(results, expected)
 
 
 # ------------------------------------------------------------------------------ Ctrl-C
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("workers", "stop", "send"),
     [(2, signal.SIGINT, os.killpg), (1, signal.SIGTERM, os.kill)],
@@ -231,20 +224,19 @@ def test_ctrl_c_stops_prints_the_resume_command_and_exits_130(world, tmp_path, w
     send(proc.pid, stop)  # the driver leads its process group
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
-    resume = err.strip().splitlines()[-1]
+    said = err.strip().splitlines()[-1]
     written = len(list((results / "runs").glob("*.json")))
     kept = re.fullmatch(r"interrupted: records kept: (\d+) of 12 tune runs(, .*)?; resume with: "
-                        r"python -m benchmark run .*", resume)  # fmt: skip
-    assert kept, resume
+                        r"python -m benchmark run .*", said)  # fmt: skip
+    assert kept, said
     assert int(kept[1]) + int((kept[2] or ", 0").split()[1]) == written  # what was written
     assert all(store.Store(results).done(p.stem) for p in (results / "runs").glob("*"))
     assert len(records(results)) < RUNS
-    again = runner(sweep_path, results, workers=workers)
-    again.communicate(timeout=300)
-    assert again.returncode == 0
+    resume(sweep_path, results)
     assert_whole(results, expected)
 
 
+@pytest.mark.slow
 def test_an_interrupted_rerun_resumes_as_a_rerun(world, tmp_path):
     sweep_path, expected = world
     results = tmp_path / "r"
@@ -253,9 +245,7 @@ def test_an_interrupted_rerun_resumes_as_a_rerun(world, tmp_path):
     rerun = runner(sweep_path, results, "write:5", extra=["--rerun"])  # killed at a write
     rerun.communicate(timeout=300)
     assert rerun.returncode == -signal.SIGKILL
-    resumed = runner(sweep_path, results)  # a plain resume, as the Ctrl-C message prints it
-    _out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    resume(sweep_path, results)  # a plain resume, as the Ctrl-C message prints it
     stamps = [p.stat().st_mtime for p in (results / "runs").glob("*.json")]
     assert len(stamps) == RUNS
     assert min(stamps) >= before  # every record ran again: none kept from before the rerun
@@ -452,8 +442,9 @@ def test_fuzzed_set_values_parse_or_fail_cleanly(text):
 
 @pytest.mark.parametrize("task", list(tasks.TASKS))
 def test_every_task_is_deterministic_on_the_cpu(digit_tasks, task):
-    def once():
-        spec = RunSpec.make(task, "onecycle", seed=5, epochs=1, batch_size=64, evals_per_epoch=2)
+    def once():  # 2 updates, 2 evaluations: as many chances to differ as a longer run
+        spec = RunSpec.make(task, "onecycle", seed=5, epochs=1, batch_size=64, train_size=128,
+                            eval_size=50, evals_per_epoch=2)  # fmt: skip
         return untimed(SingleRun(spec, digit_tasks, __import__("torch").device("cpu")).run())
 
     first, second = once(), once()

@@ -1,8 +1,8 @@
-"""The Slurm executor against a real one-node Slurm cluster (tests/slurm/start): an array sweep
-equals the local executor's records; a running array task cancelled (scancel), then resumed; a
-time limit's warning (SIGUSR2), on which the task checkpoints, requeues and finishes; slurmd
-and the job killed mid-job (a node failure), the node DOWN, the job requeued: no record lost
-or duplicated.
+"""The Slurm executor against a real one-node Slurm cluster (tests/slurm/start): a running
+array task cancelled (scancel), then resumed; a time limit's warning (SIGUSR2), on which the
+task checkpoints, requeues and finishes; slurmd and the job killed mid-job (a node failure),
+the node DOWN, the job requeued: each array sweep equals the local executor's records, no
+record lost or duplicated.
 
 The cluster is started once per test process and stopped by the last process that used it
 (a shared lock: pytest-xdist runs several); the node-failure test takes the node alone, since a
@@ -75,15 +75,10 @@ def alone(cluster):
         yield cluster
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """The sweep file, and the records of the local executor (one worker)."""
-    folder = tmp_path_factory.mktemp("slurm-world")
-    path = folder / "one-task.toml"
-    path.write_text(SWEEP)
-    done = runner(path, folder / "local").communicate(timeout=300)
-    assert len(records(folder / "local")) == RUNS, done
-    return path, records(folder / "local")
+@pytest.fixture
+def world(worlds):
+    """The sweep file, and the records of the local executor (conftest.py)."""
+    return worlds("auto", SWEEP)
 
 
 def drive(world, results: Path, cluster: dict):
@@ -135,15 +130,6 @@ def wait_for(what: str, test, timeout: float = 120, every: float = 0.5):
     raise AssertionError(f"{what}: not within {timeout} s")
 
 
-def test_an_array_sweep_equals_the_local_executor(world, node, tmp_path):
-    driver = drive(world, tmp_path / "r", node)
-    _out, err = driver.communicate(timeout=300)
-    assert driver.returncode == 0, err
-    assert_whole(tmp_path / "r", world[1])
-    tasks = [p for p in (tmp_path / "r" / "slurm").glob("*_*") if p.is_dir()]  # ARRAY_TASK
-    assert len(tasks) == 4  # two array tasks a phase
-
-
 def test_scancel_of_a_running_task_then_resume(world, node, tmp_path):
     """A task cancelled at its first run: Slurm sends SIGCONT and SIGTERM (which submitit
     logs and ignores), then SIGKILL after KillWait; held (SIGSTOP) once the SIGTERM came, it
@@ -172,7 +158,7 @@ def test_a_time_limit_warns_and_the_task_checkpoints_requeues_and_finishes(world
     """A running task is held (SIGSTOP) and its time limit cut to one minute: Slurm sends its
     warning, SIGUSR2 (with a SIGCONT: it goes on), at its next time-limit check (~30 s);
     submitit checkpoints the task and requeues it; the requeued task gets its hour back and
-    finishes."""
+    finishes. The array sweep equals the local executor's, two array tasks a phase."""
     cluster, results = node, tmp_path / "r"
     driver = drive(world, results, cluster)
     pid = running_run(results)
@@ -191,6 +177,8 @@ def test_a_time_limit_warns_and_the_task_checkpoints_requeues_and_finishes(world
     log = (results / "slurm" / task / f"{task}_0_log.out").read_text()
     for step in ("Caught signal SIGUSR2", "Calling checkpoint method", f"Requeued job {task}"):
         assert step in log
+    tasks = [p for p in (results / "slurm").glob("*_*") if p.is_dir()]  # ARRAY_TASK
+    assert len(tasks) == 4  # the requeued task kept its id
 
 
 def test_slurmd_and_the_job_killed_then_the_node_back(world, alone, tmp_path):

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.catalogue import datasets, tasks
 from benchmark.catalogue import optimizers as optim
+from benchmark.catalogue import tasks
 from benchmark.catalogue.errors import InputError
 from benchmark.catalogue.spec import PROTOCOL_VERSION, RunSpec
 from benchmark.cli import main
@@ -27,7 +27,7 @@ from benchmark.records import record, tidy
 from benchmark.sweeps import executors, protocol, store
 from benchmark.sweeps import runner as sweep
 from benchmark.sweeps.deadline import Costs
-from testkit import FAKE_RUNS, FAKE_SWEEP, records, runner
+from testkit import FAKE_RUNS, FAKE_SWEEP, TWO_BUDGETS, fakes_plugin, records, resume, runner
 
 TESTS = Path(__file__).resolve().parent
 SWEEP, RUNS = FAKE_SWEEP, FAKE_RUNS
@@ -39,12 +39,8 @@ def fake_world(monkeypatch):
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     )
-    saved_tasks, saved_data = dict(tasks.TASKS), dict(datasets.DATASETS)
-    yield
-    sys.modules.pop("fakes", None)
-    for registry, saved in ((tasks.TASKS, saved_tasks), (datasets.DATASETS, saved_data)):
-        registry.clear()
-        registry.update(saved)
+    with fakes_plugin():
+        yield
 
 
 @pytest.fixture
@@ -54,24 +50,10 @@ def sweep_file(tmp_path, fake_world):
     return path
 
 
-@pytest.fixture(scope="module")
-def finished_sweep(tmp_path_factory) -> Path:
-    """The fake sweep, run once in this process (one worker): tests copy it (``finished``)."""
-    saved_tasks, saved_data = dict(tasks.TASKS), dict(datasets.DATASETS)
-    sys.path.insert(0, str(TESTS))
-    sys.modules.pop("fakes", None)  # imported afresh: its registrations, not a test's leftovers
-    try:
-        path = tmp_path_factory.mktemp("sweep") / "fake.toml"
-        path.write_text(SWEEP)
-        results = path.parent / "r"
-        sweep.run_sweep(protocol.load(str(path)), options(results), log=lambda _: None)
-    finally:
-        sys.path.remove(str(TESTS))
-        sys.modules.pop("fakes", None)
-        for registry, saved in ((tasks.TASKS, saved_tasks), (datasets.DATASETS, saved_data)):
-            registry.clear()
-            registry.update(saved)
-    return results
+@pytest.fixture
+def finished_sweep(worlds) -> Path:
+    """The fake sweep, run once for every test (conftest.py): tests copy it (``finished``)."""
+    return worlds("auto")[0].parent / "whole"
 
 
 @pytest.fixture
@@ -217,11 +199,9 @@ def test_one_budget_keeps_the_keys_and_several_tune_each_on_their_own():
     }
 
 
-def test_a_two_budget_sweep_runs_and_reports_each_budget(sweep_file, tmp_path, capsys):
-    results = tmp_path / "r"
-    s = protocol.load(str(sweep_file), [("run.epochs", [1, 2]), ("tasks", ["digits_logreg"])])
-    outcomes = sweep.run_sweep(s, options(results), log=lambda _: None)
-    assert len(outcomes["tune"]) == len(outcomes["final"]) == 2 * 6
+def test_a_two_budget_sweep_runs_and_reports_each_budget(worlds):
+    sweep_path, _expected = worlds(sweep=TWO_BUDGETS)  # one task, budgets of 1 and 2 epochs
+    results = sweep_path.parent / "whole"
     selection = pd.read_csv(results / "selection.csv")
     assert sorted(selection.epochs.unique()) == [1, 2]
     assert json.loads((results / "sweep.json").read_text())["budgets"] == [1, 2]
@@ -319,6 +299,7 @@ def test_an_off_centre_grid_extends_until_the_choice_is_inside(fake_world, tmp_p
     assert len(planned["tune"]) == 2 * (2 * len(grid) + len(tried))  # 2 seeds, 2 schedules
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_in_a_grid_extension_resumes_to_the_same_choice(fake_world, tmp_path):
     path = tmp_path / "edge.toml"
     path.write_text(EDGE_SWEEP.replace("EXTEND", "3"))
@@ -331,9 +312,7 @@ def test_a_sweep_killed_in_a_grid_extension_resumes_to_the_same_choice(fake_worl
     planned = json.loads((tmp_path / "r" / "plan.json").read_text())
     assert {e["round"] for e in planned["extensions"]} == {1}  # killed in round 1
     assert len(records(tmp_path / "r")) < len(records(whole))
-    resumed = runner(path, tmp_path / "r")
-    _out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
+    resume(path, tmp_path / "r")
     assert records(tmp_path / "r") == records(whole)
     assert (tmp_path / "r" / "selection.csv").read_bytes() == (whole / "selection.csv").read_bytes()
 
@@ -358,13 +337,13 @@ def test_eta_weighs_each_kind_of_run_by_its_own_cost(monkeypatch):
 
 def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):
     results = tmp_path / "r"
-    s = protocol.load(str(sweep_file))
+    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])  # half the fake sweep
     lines: list[str] = []
     outcomes = sweep.run_sweep(s, options(results), log=lines.append)
-    assert [len(outcomes["tune"]), len(outcomes["final"])] == [12, 12]
+    assert [len(outcomes["tune"]), len(outcomes["final"])] == [6, 6]
     assert {o.status for phase in outcomes.values() for o in phase} <= {"ok", "diverged"}
     selection = pd.read_csv(results / "selection.csv")
-    assert len(selection) == 6
+    assert len(selection) == 3
     final = [record.read(p) for p in (results / "runs").glob("*.json")]
     final = [r for r in final if r["spec"]["phase"] == "final"]
     for row in selection.itertuples():  # final runs use the selected lr, the final seeds
@@ -376,16 +355,16 @@ def test_sweep_runs_resumes_and_builds_tables(sweep_file, tmp_path):
         assert {r["spec"]["lr"] for r in runs} == {row.lr}
         assert sorted(r["spec"]["seed"] for r in runs) == [0, 1]
     runs_csv = pd.read_csv(results / "runs.csv")
-    assert len(runs_csv) == RUNS
+    assert len(runs_csv) == 12
     assert len(pd.read_csv(results / "curves.csv")) == sum(
         len(record.read(p)["curve"]) for p in (results / "runs").glob("*.json")
     )
-    assert any("tune: 12 runs, 0 done, 12 to run" in line for line in lines)
+    assert any("tune: 6 runs, 0 done, 6 to run" in line for line in lines)
 
     again: list[str] = []
     outcomes = sweep.run_sweep(s, options(results), log=again.append)
     assert outcomes == {"tune": [], "final": []}
-    assert "tune: 12 runs, 12 done, 0 to run" in again
+    assert "tune: 6 runs, 6 done, 0 to run" in again
 
     victim = next((results / "runs").glob("*.json"))
     victim.write_text(victim.read_text()[:200])  # a truncated record
@@ -610,6 +589,7 @@ def test_an_old_heartbeat_is_stale(tmp_path):
 # ------------------------------------------------------------------------------ processes
 
 
+@pytest.mark.slow
 def test_two_runners_on_one_folder_run_each_run_once(sweep_file, tmp_path, finished_sweep):
     results = tmp_path / "two"
     first, second = runner(sweep_file, results), runner(sweep_file, results)
@@ -621,6 +601,7 @@ def test_two_runners_on_one_folder_run_each_run_once(sweep_file, tmp_path, finis
     assert records(results) == records(finished_sweep)  # one runner's records, to the last bit
 
 
+@pytest.mark.slow
 def test_records_do_not_depend_on_the_worker_count(sweep_file, tmp_path, finished_sweep):
     """Two worker processes, or every run in this process (the finished sweep): one torch
     thread per run either way, the same groups, the same records to the last bit; this
@@ -637,7 +618,8 @@ def test_records_do_not_depend_on_the_worker_count(sweep_file, tmp_path, finishe
 
 
 def test_the_sweeps_thread_count_is_every_runs(sweep_file, tmp_path):
-    s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"]), ("threads", 2)])
+    overrides = [("tasks", ["digits_logreg"]), ("schedules", ["constant"]), ("threads", 2)]
+    s = protocol.load(str(sweep_file), overrides)
     sweep.run_sweep(s, options(tmp_path / "r"), log=lambda _: None)
     assert {r["provenance"]["cpu_threads"] for r in records(tmp_path / "r").values()} == {2}
 
@@ -646,18 +628,23 @@ def test_the_sweeps_thread_count_is_every_runs(sweep_file, tmp_path):
 DEBUG_LEAKS = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 
-@pytest.mark.parametrize("cluster", [pytest.param("debug", marks=DEBUG_LEAKS), "local"])
-def test_submitit_executor(sweep_file, tmp_path, cluster):
+@pytest.mark.parametrize(
+    "cluster",
+    [pytest.param("debug", marks=DEBUG_LEAKS), pytest.param("local", marks=pytest.mark.slow)],
+)
+def test_submitit_executor(sweep_file, tmp_path, finished_sweep, cluster):
     results = tmp_path / "r"
     s = protocol.load(str(sweep_file), [("tasks", ["digits_logreg"])])
     opts = options(results, executor="slurm", slurm={"cluster": cluster, "array_parallelism": 2})
     outcomes = sweep.run_sweep(s, opts, log=lambda _: None)
     assert len(outcomes["tune"]) == len(outcomes["final"]) == 6
     assert {o.status for phase in outcomes.values() for o in phase} <= {"ok", "diverged"}
-    assert len(records(results)) == 12
-    whole = tmp_path / "whole"
-    sweep.run_sweep(s, options(whole), log=lambda _: None)
-    assert records(results) == records(whole)  # the same records as the local executor
+    # the same records as the local executor's (a run's record is its spec's, whatever
+    # other tasks the sweep holds)
+    local = records(finished_sweep)
+    assert records(results) == {
+        k: r for k, r in local.items() if r["spec"]["task"] == "digits_logreg"
+    }
 
 
 def test_missing_data_stops_the_sweep_before_it_starts(tmp_path, capsys):

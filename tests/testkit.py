@@ -1,6 +1,7 @@
 """Test helpers: ``Digits``, a learnable problem in memory; ``untimed``, a record sans times;
 a small sweep on the fakes plugin's tasks, and a runner subprocess for it."""
 
+import contextlib
 import copy
 import os
 import subprocess
@@ -11,11 +12,13 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.catalogue import datasets
+from benchmark.catalogue import datasets, tasks
 from benchmark.data import datasets as data
 from benchmark.engines.registry import ENGINES
 from benchmark.engines.single import train
 from benchmark.records import faults, record
+from benchmark.sweeps import protocol
+from benchmark.sweeps.runner import Options, run_sweep
 
 TESTS = Path(__file__).resolve().parent
 # engines compute the same functions in other summation orders: float32 losses agree to this
@@ -32,6 +35,8 @@ extend = 0  # the grid only: the tests count runs (test_sweep.py tests the exten
 seeds = [0, 1]
 """
 FAKE_RUNS = 24  # tune: 2 tasks x 3 schedules x 2 lrs x 1 seed; final: 2 x 3 x 2 seeds
+# one task at budgets of 1 and 2 epochs, each tuned and run on its own: 24 runs too
+TWO_BUDGETS = FAKE_SWEEP.replace(', "digits_mlp"', "") + "[run]\nepochs = [1, 2]\n"
 
 
 class Digits:
@@ -127,6 +132,37 @@ def runner(
         env=env(fault) | (environ or {}),
         process_group=0,
     )
+
+
+@contextlib.contextmanager
+def fakes_plugin():
+    """The fakes plugin importable in this process, imported afresh by the first sweep that
+    names it, and every registration undone afterwards (other tests see the shipped
+    registries)."""
+    saved = [(registry, dict(registry)) for registry in (tasks.TASKS, datasets.DATASETS)]
+    path = [] if str(TESTS) in sys.path else [str(TESTS)]
+    sys.path[:0] = path
+    sys.modules.pop("fakes", None)
+    try:
+        yield
+    finally:
+        del sys.path[: len(path)]
+        sys.modules.pop("fakes", None)
+        for registry, before in saved:
+            registry.clear()
+            registry.update(before)
+
+
+def resume(
+    sweep: Path, results: Path, engine: str = "auto", workers: int = 1, **options
+) -> list[str]:
+    """The sweep run to its end in this process, as ``runner`` runs it (a resume needs no
+    process of its own: the kill or the stop was another's); its log lines."""
+    lines: list[str] = []
+    settings = Options(results, device="cpu", workers=workers, engine=engine, **options)
+    with fakes_plugin():
+        run_sweep(protocol.load(str(sweep)), settings, log=lines.append)
+    return lines
 
 
 def record_fields(value, path="") -> set[str]:
