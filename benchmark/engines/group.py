@@ -142,6 +142,8 @@ class GroupRun:
                 reads.append((len(mine), k))
             readers += [self.specs[i] for i in mine]
         self.reads: layers.Reads = tuple(reads)
+        runs = torch.tensor([k for u, k in reads for _ in range(u)])  # of each input, in order
+        self.inputs = torch.arange(len(runs)).repeat_interleave(runs).to(self.device)  # run's
         return readers
 
     def _subsets(self, readers: list[RunSpec], splits: data.Splits) -> None:
@@ -216,7 +218,7 @@ class GroupRun:
         place, so that it can be captured in a CUDA graph (``Graphed``)."""
         with self.autocast():
             logits = self.forward(self.flat.views(self.weights), x, self.reads)
-            y = layers.per_run(y, self.reads)
+            y = y.index_select(0, self.inputs)  # each run's labels
             loss = self.loss(logits.flatten(0, 1), y.flatten(), reduction="none")
             loss = loss.view(self.runs, -1).mean(1)
         self.weights.grad = None

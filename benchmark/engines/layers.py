@@ -28,14 +28,15 @@ Forward = Callable[[dict[str, Tensor], Tensor, Reads], Tensor]
 
 def segments(reads: Reads, x: Tensor, *rows: Tensor) -> Iterator[tuple]:
     """Per segment of ``reads``: its inputs of ``x``, its k, and its runs' rows of each of
-    ``rows`` (views; the tensors themselves for one segment)."""
+    ``rows`` (the tensors themselves for one segment; else views of one ``split`` each, whose
+    gradient is one ``cat``)."""
     if len(reads) == 1:
         yield x, reads[0][1], *rows
         return
-    i = r = 0
-    for u, k in reads:
-        yield x[i : i + u], k, *(t[r : r + u * k] for t in rows)
-        i, r = i + u, r + u * k
+    inputs = x.split([u for u, _ in reads])
+    parts = [t.split([u * k for u, k in reads]) for t in rows]
+    for j, (_, k) in enumerate(reads):
+        yield inputs[j], k, *(part[j] for part in parts)
 
 
 def per_run(x: Tensor, reads: Reads) -> Tensor:
