@@ -15,6 +15,8 @@ and training carries that difference on. Over these runs' 20 updates it stays be
 relative for losses; accuracies count whole examples and agree exactly here.
 """
 
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -24,11 +26,12 @@ from benchmark.catalogue.schedules import SCHEDULES, Schedule
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import TASKS
 from benchmark.data import datasets as data
-from benchmark.engines import models, stacked
+from benchmark.engines import batched, device, models, stacked
 from benchmark.engines.batched import GroupRun, chunk_size, train_group
 from benchmark.engines.registry import ENGINES
 from benchmark.engines.semantics import build_model
 from benchmark.engines.single import SingleRun
+from benchmark.records import record
 from testkit import assert_engine_matches_single, assert_equivalent
 
 CPU = torch.device("cpu")
@@ -155,22 +158,6 @@ def test_every_model_vectorises(task):
     assert stacked.vectorisable(forward, module, CPU, (28, 28)) is None
 
 
-def test_the_gru_cell_is_nn_grus():
-    runs = [build_model(TASKS["smnist_gru"], seed, CPU) for seed in range(3)]
-    params = {
-        name: torch.stack([dict(m.named_parameters())[name].detach() for m in runs])
-        for name, _ in runs[0].named_parameters()
-    }
-    forward = models.row_gru(runs[0])
-    x = torch.randn(3, 5, 28, 28, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        separate = forward(params, x, 1)  # run r reads x[r]
-        shared = forward(params, x[:1], 3)  # every run reads x[0]
-        for r, module in enumerate(runs):
-            torch.testing.assert_close(separate[r], module(x[r]), rtol=1e-5, atol=1e-6)
-            torch.testing.assert_close(shared[r], module(x[0]), rtol=1e-5, atol=1e-6)
-
-
 class Noisy(nn.Module):
     """A plugin model vmap cannot batch: dropout draws random numbers."""
 
@@ -194,6 +181,55 @@ def test_a_model_that_cannot_vectorise_trains_alone(digit_tasks, monkeypatch):
     assert len(notices) == 1
     assert "train one at a time" in notices[0]
     assert "vmap" in notices[0] or "random" in notices[0].lower()
+    for r in records:  # the record says which engine it was meant for, and why not
+        assert r["fallback"]["from"] == "batched"
+        assert r["fallback"]["reason"] in notices[0]
+        assert record.problem(r) is None
+    with pytest.raises(
+        batched.FallbackForbiddenError, match=r"2 run\(s\) of noisy .*forbid"
+    ) as err:
+        train_group(specs, digit_tasks, CPU, fallback="forbid")
+    assert records[0]["fallback"]["reason"] in str(err.value)
+
+
+def test_records_trained_as_asked_carry_no_fallback(digit_tasks):
+    records = train_group(group("mnist_logreg")[:2], digit_tasks, CPU, fallback="forbid")
+    assert [r["engine"] for r in records] == ["batched", "batched"]
+    assert not any("fallback" in r for r in records)
+
+
+def test_precision_flags_are_set_before_the_check_and_the_sizes(digit_tasks, monkeypatch):
+    calls = []
+    for module, name in ((batched, "autocast"), (stacked, "vectorisable"), (batched, "chunk_size")):
+        real = getattr(module, name)
+        monkeypatch.setattr(
+            module,
+            name,
+            lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k),
+        )
+    train_group(group("mnist_logreg")[:2], digit_tasks, CPU)
+    assert calls[:3] == ["autocast", "vectorisable", "chunk_size"]
+
+
+def test_the_check_runs_in_strict_fp32_and_restores_the_flags():
+    inside = []
+
+    def forward(params, x, reads):
+        inside.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return torch.ones(sum(u * k for u, k in reads), x.shape[1], 10, requires_grad=True)
+
+    module = build_model(TASKS["mnist_logreg"], 0, CPU)
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        assert stacked.vectorisable(forward, module, CPU, (28, 28)) is not None  # ones: no match
+        assert inside
+        assert set(inside) == {(False, False)}
+        assert torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
 
 
 def test_out_of_memory_halves_the_chunk_and_loses_nothing(digit_tasks, monkeypatch):
@@ -217,6 +253,67 @@ def test_out_of_memory_halves_the_chunk_and_loses_nothing(digit_tasks, monkeypat
     assert {r["timing"]["group_runs"] for r in chunked} == {2}
     for a, b in zip(whole, chunked, strict=True):
         assert_equivalent(a, b, "batched")
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+        RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"),
+        RuntimeError("CUDA error: out of memory"),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+        ),
+        MemoryError(),
+    ],
+)
+def test_out_of_memory_is_recognised_from_every_library(err):
+    assert device.out_of_memory(err)
+
+
+@pytest.mark.parametrize(
+    "err", [RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED"), ValueError("out of memory"), KeyError()]
+)
+def test_other_errors_are_not_out_of_memory(err):
+    assert not device.out_of_memory(err)
+
+
+def test_a_library_out_of_memory_halves_the_chunk_after_releasing_it(digit_tasks, monkeypatch):
+    """A cuBLAS allocation failure (a plain RuntimeError) mid-training halves the chunk; by the
+    time the memory is given back, nothing holds the failed chunk (its traceback is gone)."""
+    specs = group("mnist_logreg")[:4]
+    whole = train_group(specs, digit_tasks, CPU)
+    failed, held = [], []
+    original_run, original_release = GroupRun.run, batched.release
+
+    def run(self, progress=False):
+        if self.runs > 2:
+            failed.append(weakref.ref(self))
+            raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate")
+        return original_run(self, progress)
+
+    def release(device):
+        original_release(device)
+        held.append([ref() is not None for ref in failed])
+
+    monkeypatch.setattr(GroupRun, "run", run)
+    monkeypatch.setattr(batched, "release", release)
+    notices = []
+    chunked = train_group(specs, digit_tasks, CPU, log=notices.append)
+    assert notices == ["batched engine: out of memory; 2 runs at a time"]
+    assert held == [[False]]
+    for a, b in zip(whole, chunked, strict=True):
+        assert_equivalent(a, b, "batched")
+
+
+def test_an_error_that_is_not_out_of_memory_is_raised(digit_tasks, monkeypatch):
+    def run(self, progress=False):
+        raise RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED")
+
+    monkeypatch.setattr(GroupRun, "run", run)
+    with pytest.raises(RuntimeError, match="EXECUTION_FAILED"):
+        train_group(group("mnist_logreg")[:4], digit_tasks, CPU, log=lambda line: None)
 
 
 def test_runs_whose_seeds_are_unevenly_many_read_their_own_batches(digit_tasks):

@@ -87,6 +87,11 @@ def run_command(parser: argparse.ArgumentParser) -> Run:
             return 1
         failed = [o for phase in outcomes.values() for o in phase if o.status == "failed"]
         print(f"results: {options.results} (runs.csv, curves.csv, selection.csv)")
+        alone = {o.fallback for phase in outcomes.values() for o in phase if o.fallback}
+        for reason in sorted(alone):  # a batched sweep that trained runs one at a time
+            n = sum(o.fallback == reason for phase in outcomes.values() for o in phase)
+            print(f"warning: {n} run(s) trained one at a time, not batched: {reason}",
+                  file=sys.stderr)  # fmt: skip
         for outcome in failed:
             print(f"failed: {outcome.key}: {outcome.error}", file=sys.stderr)
         if failed:

@@ -7,9 +7,10 @@ initialisation; the engine calls them under a seeded, forked RNG so a run's seed
 initial weights.
 
 The batched engine trains R runs of a model at once (``benchmark/engines/stacked.py``): an
-``nn.Sequential`` of Flatten, Linear and ReLU layers, or a module ``torch.func.vmap`` can
-batch, needs nothing more; a model that neither fits gives ``stacked``, a function of the
-module that returns its stacked forward (``row_gru`` below).
+``nn.Sequential`` of the layers ``layers.LAYERS`` computes (Linear, Conv2d, MaxPool2d, ReLU,
+Flatten, Unflatten), or a module ``torch.func.vmap`` can batch, needs nothing more; a model
+that neither fits gives ``stacked``, a function of the module that returns its stacked forward
+(``row_gru`` below).
 """
 
 import inspect
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from benchmark.catalogue.errors import unknown_name
-from benchmark.engines.stacked import Forward, linear, shared_linear
+from benchmark.engines.layers import Forward, linear, shared_linear
 
 
 @dataclass(frozen=True)
@@ -108,21 +109,24 @@ class RowGRU(nn.Module):
 
 
 def row_gru(module: RowGRU) -> Forward:
-    """RowGRU for R runs: nn.GRU's gates (r, z, n) over the rows, then the linear head."""
+    """RowGRU for R runs: nn.GRU's gates (r, z, n) over the rows, then the linear head; r and
+    z in one sigmoid, each row's step in six operations (the GRU is launch-bound)."""
 
-    def forward(params, x, k):
-        u, b, steps, _ = x.shape
+    def forward(params, x, reads):
+        s, b, steps, _ = x.shape
         w_ih, b_ih = params["gru.weight_ih_l0"], params["gru.bias_ih_l0"]
         w_hh, b_hh = params["gru.weight_hh_l0"], params["gru.bias_hh_l0"]
-        gates_in = shared_linear(x.reshape(u, b * steps, -1), w_ih, b_ih, k)
-        gates_in = gates_in.view(u * k, b, steps, -1)
-        h = x.new_zeros(u * k, b, w_hh.shape[2])
-        for t in range(steps):
-            i_r, i_z, i_n = gates_in[:, :, t].chunk(3, dim=-1)
-            h_r, h_z, h_n = linear(h, w_hh, b_hh).chunk(3, dim=-1)
-            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-            n = torch.tanh(i_n + r * h_n)
-            h = n + z * (h - n)  # (1 - z) n + z h
+        hidden = w_hh.shape[2]
+        gates_in = shared_linear(x.reshape(s, b * steps, -1), w_ih, b_ih, reads)
+        gates_in = gates_in.view(len(w_ih), b, steps, -1).unbind(2)
+        w_t, bias = w_hh.transpose(1, 2), b_hh[:, None]
+        h = x.new_zeros(len(w_ih), b, hidden)
+        for i_gates in gates_in:
+            i_rz, i_n = i_gates.split([2 * hidden, hidden], dim=-1)
+            h_rz, h_n = torch.baddbmm(bias, h, w_t).split([2 * hidden, hidden], dim=-1)
+            r, z = torch.sigmoid(i_rz + h_rz).chunk(2, dim=-1)
+            n = torch.tanh(torch.addcmul(i_n, r, h_n))
+            h = torch.lerp(n, h, z)  # (1 - z) n + z h
         return linear(h, params["head.weight"], params["head.bias"])
 
     return forward

@@ -4,7 +4,9 @@ torch.optim takes one lr per parameter group, not one per run, so the batched en
 with these instead: each class repeats its torch.optim (or schedulefree) counterpart's
 arithmetic, operation for operation (tests/test_vectorised.py holds them to it), with every
 setting and every per-step value a column ``[R, 1]``; a model's parameters are a list of such
-tensors ``[R, n]`` (run r in row r), each with its own state.
+tensors ``[R, n]`` (run r in row r), each with its own state (the batched engine passes one:
+its block's rows of the flat weights, so a step is a few whole-block operations). The state
+is updated in place, never replaced: a captured CUDA graph replays on the same memory.
 
 A step has two parts. ``coefficients(lr, momentum)`` turns the runs' lr and momentum (or
 beta1) of every update, ``[T, R]`` float64 arrays, into the per-step numbers its counterpart
@@ -85,10 +87,11 @@ class SGD(Step):
             if self.decay is not None:
                 g = torch.addcmul(g, p, self.decay)
             if self.mode != "none":
-                buf = torch.addcmul(g, self.bufs[i], c["m_buf"])  # buf m + g; g when it starts
-                if self.mode == "some":
-                    buf = torch.where(c["used"], buf, self.bufs[i])
-                self.bufs[i] = d = buf
+                buf = d = self.bufs[i]
+                if self.mode == "some":  # buf m + g where used (g when it starts), else kept
+                    torch.where(c["used"], torch.addcmul(g, buf, c["m_buf"]), buf, out=buf)
+                else:
+                    torch.addcmul(g, buf, c["m_buf"], out=buf)
                 if self.nesterov is not None:
                     d = torch.where(self.nesterov, torch.addcmul(g, buf, c["m"]), d)
                 g = d if self.mode == "all" else torch.where(c["used"], d, g)

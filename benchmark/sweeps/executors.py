@@ -64,6 +64,7 @@ class Options:
     threads: int | None = None  # torch threads of every run; None: the sweep's (default 1)
     device: str = "auto"
     engine: str | None = None  # auto, single, batched; None: the sweep file's
+    fallback: str = "allow"  # forbid: a group the batched engine cannot vectorise fails
     root: str | None = None  # data root
     rerun: bool = False  # run finished runs again (the sweep turns it into ``since``)
     since: float | None = None  # records older than this (time.time()) count as not done
@@ -80,6 +81,7 @@ class Outcome:
     seconds: float = 0.0  # training and storing; a group's time shared among its runs
     val_acc: float | None = None
     error: str | None = None
+    fallback: str | None = None  # why it trained one at a time instead of batched, if it did
 
 
 def engine_for(engine: str, model: str, cuda: bool) -> Engine:
@@ -172,7 +174,7 @@ def _train_and_store(
             _SPLITS[where] = data.load(task.dataset, options.root, device)
         engine = engine_for(options.engine, task.model, device.type == "cuda")
         with torch_threads(options.threads):  # in any process: the same last bits
-            records = engine.train(group, _SPLITS[where], device)
+            records = engine.train(group, _SPLITS[where], device, fallback=options.fallback)
     except Exception as err:  # recorded; the other groups go on
         for spec in mine:
             store.fail(spec.key, spec.to_dict(), traceback.format_exc())
@@ -191,7 +193,11 @@ def _store(record: dict, store: Store, seconds: float) -> Outcome:
         with contextlib.suppress(OSError):
             store.fail(key, record["spec"], f"could not write the record: {err}")
         return Outcome(key, "failed", seconds, error=f"could not write the record: {one_line(err)}")
-    return Outcome(key, record["status"], seconds, record["metrics"]["val_acc_final"])
+    fallback = record.get("fallback")  # absent from the records of runs trained as asked
+    return Outcome(
+        key, record["status"], seconds, record["metrics"]["val_acc_final"],
+        fallback=fallback and fallback["reason"],
+    )  # fmt: skip
 
 
 class Shard:

@@ -54,6 +54,7 @@ from benchmark.catalogue.schedules import SCHEDULES
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import get_task
 from benchmark.engines.registry import CHOICES as ENGINES
+from benchmark.engines.registry import FALLBACKS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,6 +73,7 @@ _KEYS = {
         "schedules",
         "plugins",
         "engine",
+        "fallback",
         "threads",
         "deadline",
         "run",
@@ -105,6 +107,7 @@ class Sweep:
     extend: int = EXTEND  # grid points tried beyond each edge at most (0: the grid only)
     report: dict = field(default_factory=dict)  # read by report/ from sweep.json
     deadline: float | None = None  # seconds a sitting may take (deadline.py); not what runs
+    fallback: str = "allow"  # or "forbid": a group the batched engine cannot vectorise fails
 
     def spec(
         self, task: str, schedule: str, lr: float, seed: int, phase: str, epochs: int | None
@@ -286,6 +289,8 @@ def _parse(name: str, raw: dict) -> Sweep:
     need(not unknown, "schedule_params for schedules not in the sweep", sorted(unknown))
     engine = raw.get("engine", "auto")
     need(engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}", engine)
+    fallback = raw.get("fallback", "allow")
+    need(fallback in FALLBACKS, f"fallback must be one of {', '.join(FALLBACKS)}", fallback)
     threads = raw.get("threads", 1)
     need(type(threads) is int and threads >= 1, "threads must be an integer >= 1", threads)
     deadline = raw.get("deadline")
@@ -298,7 +303,7 @@ def _parse(name: str, raw: dict) -> Sweep:
     sweep = Sweep(
         name, raw.get("description", ""), tasks, schedules, plugins, run, tune_seeds,
         factors, centre, final_seeds, params, budgets, engine, threads, extend, report,
-        deadline,
+        deadline, fallback,
     )  # fmt: skip
     for task in tasks:  # checks every setting and schedule parameter before anything runs
         for schedule in schedules:

@@ -52,7 +52,7 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
         at = time.time() + sweep.deadline
     options = replace(
         options, plugins=sweep.plugins, engine=options.engine or sweep.engine,
-        threads=options.threads or sweep.threads, deadline=at,
+        threads=options.threads or sweep.threads, deadline=at, fallback=sweep.fallback,
     )  # fmt: skip
     check(sweep, options)
     deadline = Deadline(options.deadline)
@@ -247,6 +247,7 @@ def _line(phase, i, n, spec: RunSpec, outcome: Outcome, left: float | None) -> s
     eta = "" if left is None else f", eta {left / 60:.1f} min"
     what = f"{phase} {spec.task} {spec.epochs} ep {spec.schedule} lr {spec.lr:g} seed {spec.seed}"
     result = outcome.error if outcome.status == "failed" else f"dev acc {outcome.val_acc:.4f}"
+    result += f"; warning: trained one at a time ({outcome.fallback})" if outcome.fallback else ""
     return f"[{i}/{n}] {what}: {outcome.status}, {result} ({outcome.seconds:.1f} s{eta})"
 
 

@@ -30,7 +30,8 @@ from benchmark.records.atomic import write_atomic
 from benchmark.sweeps.store import Store
 
 PHASES = ("tune", "final")
-TRANSIENT = ("deadline",)  # sweep.json fields that may differ between parts of one sweep
+# sweep.json fields that may differ between parts of one sweep: neither changes a record
+TRANSIENT = ("deadline", "fallback")
 
 
 @dataclass
