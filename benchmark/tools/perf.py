@@ -154,7 +154,7 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> floa
     return 2 * n**3 / best / 1e9
 
 
-OPS_RUNS = 4  # the group whose operations per step are counted (ops.py)
+OPS_RUNS = 2  # the group whose operations per step are counted (ops.py): both optimizer blocks
 
 
 def measure(
