@@ -12,6 +12,7 @@ from benchmark.catalogue import requires, tasks
 from benchmark.catalogue.errors import InputError
 from benchmark.catalogue.spec import RunSpec
 from benchmark.cli import main
+from benchmark.sweeps import protocol, runner
 
 
 @pytest.fixture
@@ -60,3 +61,11 @@ def test_a_sweep_needing_a_missing_package_stops_before_anything_is_written(
     assert len(err.splitlines()) == 1
     assert "package schedulefree is not installed" in err
     assert not (results / "runs").exists()
+
+
+@pytest.mark.data
+def test_the_slurm_executor_without_submitit_stops_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "submitit", None)
+    options = runner.Options(results=tmp_path, executor="slurm", slurm={"cluster": "local"})
+    with pytest.raises(InputError, match=r"^--executor slurm needs the package submitit: pip"):
+        runner.check(protocol.load("smoke"), options)

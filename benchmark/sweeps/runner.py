@@ -14,6 +14,7 @@ then the sweep stops after the phase, with the tables of what is done.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -180,6 +181,9 @@ def check(sweep: protocol.Sweep, options: Options) -> None:
         raise InputError(f"unknown executor {options.executor!r}; valid: {', '.join(EXECUTORS)}")
     if options.engine not in ENGINES:
         raise InputError(f"unknown engine {options.engine!r}; valid: {', '.join(ENGINES)}")
+    if options.executor == "slurm" and importlib.util.find_spec("submitit") is None:
+        raise InputError("--executor slurm needs the package submitit: pip install "
+                         "'schedule-bench[slurm]'")  # fmt: skip
     if options.executor == "slurm" and options.slurm.get("cluster") is None:
         login = "run on the cluster's login node"
         if shutil.which("sbatch") is None:

@@ -204,7 +204,7 @@ def measure(
             log(f"perf {task}: {task_seconds:.0f} s reached, no further turn")
             break
     rate = {m: m[1] * steps * t.batch_size / median(s) for m, s in times.items() if s}
-    group = sweep_group(task, OPS_RUNS, 1, precision)
+    group = sweep_group(task, OPS_RUNS, 1, precision, eval_size=10)
     flops, floor_rate = floor(task, device, GFLOPS[device.type])
     return {
         "task": task,
