@@ -66,6 +66,6 @@ def test_a_sweep_needing_a_missing_package_stops_before_anything_is_written(
 @pytest.mark.data
 def test_the_slurm_executor_without_submitit_stops_in_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "submitit", None)
-    options = runner.Options(results=tmp_path, executor="slurm", slurm={"cluster": "local"})
+    options = runner.Options(tmp_path, executor="slurm", engine="auto", slurm={"cluster": "local"})
     with pytest.raises(InputError, match=r"^--executor slurm needs the package submitit: pip"):
         runner.check(protocol.load("smoke"), options)
