@@ -1,10 +1,11 @@
 """``python -m benchmark check``: can this machine run the benchmark, how well, and how long
 would the full sweep take here?
 
-Stages, each in its own process (``stages.py``) under a time cap, so that a hang costs only
-its stage: ``environment`` (versions, device, free memory, precision flags), then one per task
-(by default one per model and optimizer, ``tasks.representatives``): both engines on a sweep-like
-group, their agreement, time and operations per step and throughput. Each stage may take an
+Stages, each in its own process (``stages.py``, forked from a server that imported torch
+once) under a time cap, so that a hang costs only its stage: ``environment`` (versions,
+device, free memory, precision flags), then one per task (by default one per model and
+optimizer, ``tasks.representatives``): both engines on a sweep-like group, their agreement,
+time and operations per step and throughput. Each stage may take an
 equal share of the time left before ``deadline`` (less a reserve for the last writes), so a
 fast stage leaves its time to the later ones; a stage past its cap is killed and recorded as
 timed out, and the check goes on. After every stage ``check.json`` and ``check.tar.gz``
@@ -23,7 +24,8 @@ Exit status 0 when every stage passed and the engines agree, else 1 with one lin
 
 import io
 import json
-import subprocess
+import multiprocessing
+import os
 import sys
 import tarfile
 import time
@@ -62,23 +64,39 @@ class Settings:
     root: str | None = None
 
 
+# each stage is a process forked from one server that imported torch once (seconds a stage on
+# a busy 2-core machine), never from this process, which may hold a GPU's state
+SERVER = multiprocessing.get_context("forkserver")
+SERVER.set_forkserver_preload(["benchmark.tools.stages"])
+
+
+def _stage(stage: str, settings: dict, figures: str, log: str) -> None:
+    """A stage's process: its output and any traceback to ``log``, then the stage."""
+    sink = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
+    from benchmark.tools import stages
+
+    stages.main(stage, settings, Path(figures))
+
+
 def run_stage(stage: str, settings: Settings, out: Path, cap: float) -> dict:
     """Run ``stage`` in a process of its own, killed after ``cap`` seconds: its figures and
     ``status`` (ok, failed with the last line of its log, or timed out)."""
     (out / "stages").mkdir(parents=True, exist_ok=True)
     figures, log = out / "stages" / f"{stage}.json", out / "stages" / f"{stage}.log"
     figures.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "benchmark.tools.stages", stage,
-               json.dumps(asdict(settings)), str(figures)]  # fmt: skip
+    process = SERVER.Process(target=_stage, args=(stage, asdict(settings), str(figures), str(log)))
     t0 = time.perf_counter()
-    with log.open("w") as sink:
-        try:
-            done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT, timeout=cap)
-        except subprocess.TimeoutExpired:
-            return {"status": "timed out", "cap_s": cap, "seconds": time.perf_counter() - t0}
+    process.start()
+    process.join(cap)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return {"status": "timed out", "cap_s": cap, "seconds": time.perf_counter() - t0}
     seconds = time.perf_counter() - t0
-    if done.returncode != 0 or not figures.is_file():
-        lines = log.read_text().strip().splitlines() or [f"exit status {done.returncode}"]
+    if process.exitcode != 0 or not figures.is_file():
+        lines = log.read_text().strip().splitlines() or [f"exit status {process.exitcode}"]
         return {"status": "failed", "error": lines[-1], "cap_s": cap, "seconds": seconds}
     return {"status": "ok", "cap_s": cap, "seconds": seconds, **json.loads(figures.read_text())}
 

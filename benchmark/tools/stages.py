@@ -1,9 +1,8 @@
 """The stages of ``python -m benchmark check``, each run in its own process by ``check.py``.
 
-``python -m benchmark.tools.stages STAGE SETTINGS_JSON OUT_JSON`` runs one stage and writes its
-figures to OUT_JSON; an exception is its failure (exit status 1, the traceback in its log).
-``check.py`` runs each under a time cap and kills it past that, so a hang costs only its
-stage. Stages:
+``main(stage, settings, out)`` runs one stage and writes its figures to ``out`` (JSON); an
+exception is its failure (exit status 1, the traceback in its log). ``check.py`` runs each
+under a time cap and kills it past that, so a hang costs only its stage. Stages:
 
 - ``environment``: versions, the device, its free memory, the precision flags, the matmul
   rate, and whether the device runs a product and the data is prepared (its failure means this
@@ -19,7 +18,6 @@ The test hook: ``SCHEDULE_BENCH_CHECK_FAULT="STAGE=hang,STAGE=fail"`` makes thos
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -135,7 +133,3 @@ def main(stage: str, settings: dict, out: Path) -> None:
         figures = environment(settings) if stage == "environment" else engines(stage, settings)
     figures["work_s"] = time.perf_counter() - t0  # in the stage, torch's import excluded
     write_atomic(out, (json.dumps(figures, indent=1) + "\n").encode())
-
-
-if __name__ == "__main__":
-    main(sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]))
