@@ -109,3 +109,10 @@ def markdown_table() -> str:
             f"| {t.batch_size} | {targets} |"
         )
     return "\n".join(rows)
+
+
+def representatives() -> list[str]:
+    """One task per model and optimizer, the first registered: what the perf harness and
+    ``check`` measure by default (every model's forward, every optimizer's update, once)."""
+    first = {(t.model, t.optimizer): name for name, t in reversed(TASKS.items())}
+    return [name for name in TASKS if name in first.values()]

@@ -3,7 +3,7 @@
 Each command is a function registered in ``COMMANDS`` by the decorator ``command``: it fills
 the argparse subparser it is given and returns the function that runs the parsed arguments.
 ``run_commands.py`` holds the commands about single runs and data, ``sweep_commands.py`` those
-about sweeps and their results.
+about sweeps and their results, ``check_command.py`` the machine check.
 Building the parser imports no torch and no pandas, so ``--help`` and bad input are answered
 at once; a command's run imports what it needs. Bad input raises ``InputError``: one line on
 stderr, exit status 2; Ctrl-C is one line and exit status 130.
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = _Parser(prog="python -m benchmark", description="schedule-bench: " + DESCRIBE)
         sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-        from benchmark.cli import run_commands, sweep_commands  # noqa: F401  they register their commands
+        from benchmark.cli import check_command, run_commands, sweep_commands  # noqa: F401  they register their commands
 
         runners = {}
         for name, (summary, build) in COMMANDS.items():

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from benchmark.catalogue.errors import InputError
+from benchmark.catalogue.requires import check_packages
 from benchmark.catalogue.spec import PRECISIONS
 from benchmark.cli import DEVICES, Run, command, output_file, parse_set
 
@@ -170,6 +171,7 @@ def train_command(parser: argparse.ArgumentParser) -> Run:
             evals_per_epoch=args.evals_per_epoch, early_stopping=args.early_stopping,
             precision=args.precision,
         )  # fmt: skip
+        check_packages([spec])
         print("loading torch and the data ...", file=sys.stderr)  # the first one takes seconds
         from benchmark.engines.device import resolve_device
         from benchmark.engines.single import train
@@ -255,7 +257,7 @@ def perf_command(parser: argparse.ArgumentParser) -> Run:
 
     parser.add_argument(
         "--task", action="append", choices=list(TASKS), dest="tasks", metavar="TASK",
-        help="a task to measure (repeat for more; default: mnist_logreg and mnist_mlp)",
+        help="a task to measure (repeat for more; default: one per model and optimizer)",
     )  # fmt: skip
     parser.add_argument("--steps", type=int, default=30, help="updates per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="turns per method (median)")
@@ -264,26 +266,36 @@ def perf_command(parser: argparse.ArgumentParser) -> Run:
         "--max-seconds", type=float, default=60.0,
         help="a batched measurement slower than this stops larger R (default: 60)",
     )  # fmt: skip
+    parser.add_argument(
+        "--task-seconds", type=float, default=900.0,
+        help="no turn of a task starts after this many seconds (default: 900)",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--precision", default="fp32", choices=PRECISIONS, help="on CUDA also tf32, bf16"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
     parser.add_argument("--out", default=None, help="folder (default: results/perf)")
     parser.add_argument("--root", help="data root (default: $SCHEDULE_BENCH_DATA or data/)")
 
     def run(args: argparse.Namespace) -> None:
-        from benchmark.engines.device import resolve_device
+        from benchmark.catalogue.tasks import representatives
+        from benchmark.engines.device import check_precision, resolve_device
         from benchmark.tools import perf
 
         if args.steps < 2 or args.repeats < 1 or args.max_runs < 1 or (args.threads or 1) < 1:
             raise InputError("--steps must be >= 2; --repeats, --max-runs, --threads >= 1")
         device = resolve_device(args.device)
+        check_precision(args.precision, device)
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
         path = perf.run(
-            args.tasks or ["mnist_logreg", "mnist_mlp"], device,
+            args.tasks or representatives(), device,
             Path(args.out) if args.out else perf.PERF, steps=args.steps, repeats=args.repeats,
-            max_runs=args.max_runs, max_seconds=args.max_seconds, root=args.root,
+            max_runs=args.max_runs, max_seconds=args.max_seconds,
+            task_seconds=args.task_seconds, precision=args.precision, root=args.root,
         )  # fmt: skip
         print(perf.summary(json.loads(path.read_text())))
         print(f"perf file: {path}")

@@ -66,6 +66,17 @@ def package_version(package: str) -> str | None:
         return None
 
 
+def precision_flags(device: torch.device) -> dict:
+    """The float32 arithmetic in effect on ``device`` when the run ended (a spec's
+    ``precision`` sets them, ``device.autocast``): TF32 products in matmuls and in cuDNN's
+    convolutions and RNNs (None off CUDA, where they do not apply)."""
+    cuda = device.type == "cuda"
+    return {
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32 if cuda else None,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32 if cuda else None,
+    }
+
+
 def provenance(device: torch.device) -> dict:
     """Code, software, device and determinism flags, and the time (UTC) the record was made."""
     return {
@@ -81,6 +92,7 @@ def provenance(device: torch.device) -> dict:
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        **precision_flags(device),
         "platform": platform.platform(),
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }

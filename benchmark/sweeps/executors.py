@@ -1,9 +1,9 @@
 """Where runs run: groups of runs claimed, trained by an engine and stored, on an executor.
 
 ``units`` cuts a phase into what one engine call trains: runs the batched engine takes
-(``engine_for``) in groups that share the engine's ``groups`` fields (``engines/registry.py``),
-cut on the CPU into pieces of
-at most ``CPU_GROUP_RUNS`` runs (at seed boundaries, so each piece keeps its seeds' shared
+(``engine_for``; under ``auto`` the models ``Options.batched`` names, ``auto.py``) in groups
+that share the engine's ``groups`` fields (``engines/registry.py``), cut on the CPU into
+pieces of at most ``CPU_GROUP_RUNS`` runs (at seed boundaries, so each piece keeps its seeds' shared
 batches); every other run alone. The cut depends on the phase and the device alone, never on
 the worker count or the executor, and is made from the whole phase, finished runs included, so
 a resumed group is the uninterrupted sweep's group and gives its records to the last bit (the
@@ -43,12 +43,10 @@ from benchmark.catalogue.tasks import get_task
 from benchmark.data import datasets as data
 from benchmark.engines.registry import ENGINES, Engine
 from benchmark.records.faults import fault_point
+from benchmark.sweeps import auto
 from benchmark.sweeps.deadline import Deadline
 from benchmark.sweeps.store import Store
 
-# auto on the CPU: batched only for the models where the perf harness measured it faster than
-# the single engine on one core (results/perf/; README "Speed"); on CUDA always batched
-CPU_BATCHED_MODELS = frozenset({"logreg"})
 # runs per batched group on the CPU at most: two or three groups a phase in the quick sweep,
 # so two workers share them; on CUDA a group is whole (the engine chunks it by memory)
 CPU_GROUP_RUNS = 96
@@ -71,6 +69,9 @@ class Options:
     plugins: tuple[str, ...] = ()
     deadline: float | None = None  # time.time() by which to stop (deadline.py); None: none
     slurm: dict = field(default_factory=dict)  # partition, gpus_per_task, time_min, ...
+    # the models engine auto trains batched, decided once by the driver (auto.choose); None:
+    # the default rule
+    batched: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,13 @@ class Outcome:
     fallback: str | None = None  # why it trained one at a time instead of batched, if it did
 
 
-def engine_for(engine: str, model: str, cuda: bool) -> Engine:
-    """The engine that trains ``model``'s runs: ``engine``, or for ``auto`` the faster one."""
+def engine_for(options: Options, model: str, cuda: bool) -> Engine:
+    """The engine that trains ``model``'s runs: ``options.engine``, or for ``auto`` batched
+    for the models ``options.batched`` names (the default rule when it names none)."""
+    engine = options.engine
     if engine == "auto":
-        engine = "batched" if cuda or model in CPU_BATCHED_MODELS else "single"
+        batched = auto.choose(None, cuda).batched if options.batched is None else options.batched
+        engine = "batched" if model in batched else "single"
     return ENGINES[engine]
 
 
@@ -98,30 +102,30 @@ class Unit(NamedTuple):
     pending: list[RunSpec]
 
 
-def units(phase: list[RunSpec], pending: list[RunSpec], engine: str, cuda: bool) -> list[Unit]:
+def units(phase: list[RunSpec], pending: list[RunSpec], options: Options, cuda: bool) -> list[Unit]:
     """The units that train ``pending`` runs: each group of the ``phase`` (whole on CUDA, in
     pieces of at most ``CPU_GROUP_RUNS`` on the CPU), kept when it has a pending run; every
     pending run of the single engine alone."""
     keys = {s.key for s in pending}
 
     def grouped(spec: RunSpec) -> bool:
-        return engine_for(engine, get_task(spec.task).model, cuda).groups is not None
+        return engine_for(options, get_task(spec.task).model, cuda).groups is not None
 
     most = None if cuda else CPU_GROUP_RUNS
     parts = [
         Unit(g, [s for s in g if s.key in keys])
-        for g in groups(filter(grouped, phase), engine, cuda, most)
+        for g in groups(filter(grouped, phase), options, cuda, most)
     ]
     return [u for u in parts if u.pending] + [Unit([s], [s]) for s in pending if not grouped(s)]
 
 
-def groups(specs, engine: str, cuda: bool, most: int | None) -> list[list[RunSpec]]:
+def groups(specs, options: Options, cuda: bool, most: int | None) -> list[list[RunSpec]]:
     """``specs`` in groups whose engine trains them in one call (its ``groups`` fields shared),
     sorted by seed, each cut into the fewest equal parts of at most ``most`` runs (None:
     whole)."""
     together: dict[tuple, list[RunSpec]] = {}
     for spec in specs:
-        chosen = engine_for(engine, get_task(spec.task).model, cuda)
+        chosen = engine_for(options, get_task(spec.task).model, cuda)
         together.setdefault((chosen.name, *chosen.group_key(spec)), []).append(spec)
     out = []
     for members in together.values():
@@ -172,7 +176,7 @@ def _train_and_store(
         where = (task.dataset, str(device), options.root)
         if where not in _SPLITS:
             _SPLITS[where] = data.load(task.dataset, options.root, device)
-        engine = engine_for(options.engine, task.model, device.type == "cuda")
+        engine = engine_for(options, task.model, device.type == "cuda")
         with torch_threads(options.threads):  # in any process: the same last bits
             records = engine.train(group, _SPLITS[where], device, fallback=options.fallback)
     except Exception as err:  # recorded; the other groups go on
@@ -286,7 +290,7 @@ def local(
     ``options.threads`` threads; one unit left, or one worker, runs in this process. A unit
     starts when a worker is free, if it fits the deadline; else its runs are deferred."""
     cuda = uses_cuda(options)
-    todo = deque(units(phase, pending, options.engine, cuda))
+    todo = deque(units(phase, pending, options, cuda))
     workers = min(1 if cuda else options.workers or os.cpu_count() or 1, len(todo))
     if workers <= 1:
         for unit in todo:
@@ -333,7 +337,7 @@ def slurm(
     cluster = settings.pop("cluster", None)  # tests: submitit's "local" or "debug"
     ex = submitit.AutoExecutor(folder=options.results / "slurm" / "%j", cluster=cluster)
     parallel = settings.get("array_parallelism", 16)
-    todo = units(phase, pending, options.engine, uses_cuda(options))
+    todo = units(phase, pending, options, uses_cuda(options))
     tasks = min(len(todo), parallel)
     ex.update_parameters(
         timeout_min=settings.get("time_min", 60),

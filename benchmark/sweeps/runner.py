@@ -14,6 +14,7 @@ then the sweep stops after the phase, with the tables of what is done.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -27,14 +28,15 @@ from tqdm import tqdm
 
 from benchmark.catalogue import datasets
 from benchmark.catalogue.errors import InputError
+from benchmark.catalogue.requires import check_packages
 from benchmark.catalogue.spec import RunSpec
 from benchmark.catalogue.tasks import get_task
 from benchmark.data import datasets as data
 from benchmark.engines.registry import CHOICES as ENGINES
 from benchmark.records.atomic import write_atomic
-from benchmark.sweeps import protocol
+from benchmark.sweeps import auto, protocol
 from benchmark.sweeps.deadline import Costs, Deadline
-from benchmark.sweeps.executors import EXECUTORS, Options, Outcome
+from benchmark.sweeps.executors import EXECUTORS, Options, Outcome, uses_cuda
 from benchmark.sweeps.store import Store
 
 if TYPE_CHECKING:  # pandas loads where first used: the first runs start ~2.5 s sooner
@@ -55,6 +57,10 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
         threads=options.threads or sweep.threads, deadline=at, fallback=sweep.fallback,
     )  # fmt: skip
     check(sweep, options)
+    if options.engine == "auto" and options.batched is None:
+        choice = auto.choose(_device_name(options), uses_cuda(options))
+        log(auto.describe(choice))
+        options = replace(options, batched=choice.batched)
     deadline = Deadline(options.deadline)
     store = Store(options.results).create()
     options = replace(options, since=_rerun_since(options))
@@ -142,12 +148,32 @@ def _rerun_since(options: Options) -> float | None:
     return json.loads(path.read_text())["since"] if path.is_file() else None
 
 
+def _device_name(options: Options) -> str | None:
+    """The model name of the device this sweep's runs train on; None for a Slurm job's node."""
+    if options.executor == "slurm":
+        return None
+    from benchmark.engines.device import resolve_device
+    from benchmark.engines.provenance import device_name
+
+    return device_name(resolve_device(options.device))
+
+
 def check(sweep: protocol.Sweep, options: Options) -> None:
-    """Bad executor settings and missing data fail here, before anything is written."""
+    """Bad executor settings, missing packages and missing data fail here, before anything
+    is written."""
     from benchmark.engines.device import check_precision, resolve_device
 
+    check_packages(  # what every task x schedule imports; the lr and budget change nothing
+        sweep.spec(task, schedule, get_task(task).lr, sweep.tune_seeds[0], "tune", None)
+        for task in sweep.tasks
+        for schedule in sweep.schedules
+    )
     if options.executor == "local":  # a Slurm job checks on its own node
-        check_precision(sweep.run.get("precision", "fp32"), resolve_device(options.device))
+        precision, device = sweep.run.get("precision", "fp32"), resolve_device(options.device)
+        try:
+            check_precision(precision, device)
+        except InputError as err:  # full.toml's tf32, say, on the CPU
+            raise InputError(f"{err} (sweep {sweep.name}: --set run.precision=fp32)") from None
     root = data.data_root(options.root)
     for dataset in dict.fromkeys(get_task(task).dataset for task in sweep.tasks):
         data.check_prepared(datasets.get(dataset), root)  # else every run would fail alike
@@ -155,6 +181,9 @@ def check(sweep: protocol.Sweep, options: Options) -> None:
         raise InputError(f"unknown executor {options.executor!r}; valid: {', '.join(EXECUTORS)}")
     if options.engine not in ENGINES:
         raise InputError(f"unknown engine {options.engine!r}; valid: {', '.join(ENGINES)}")
+    if options.executor == "slurm" and importlib.util.find_spec("submitit") is None:
+        raise InputError("--executor slurm needs the package submitit: pip install "
+                         "'schedule-bench[slurm]'")  # fmt: skip
     if options.executor == "slurm" and options.slurm.get("cluster") is None:
         login = "run on the cluster's login node"
         if shutil.which("sbatch") is None:
