@@ -20,7 +20,6 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from benchmark.catalogue.schedules import SCHEDULES, Schedule
 from benchmark.catalogue.spec import RunSpec
@@ -32,7 +31,7 @@ from benchmark.engines.registry import ENGINES
 from benchmark.engines.semantics import build_model
 from benchmark.engines.single import SingleRun
 from benchmark.records import record
-from testkit import assert_engine_matches_single, assert_equivalent
+from testkit import Noisy, assert_engine_matches_single, assert_equivalent
 
 CPU = torch.device("cpu")
 # 4 updates an epoch; 2 epochs, 2 evaluations each; 50 dev and test examples
@@ -156,17 +155,6 @@ def test_every_model_vectorises(task):
     module = build_model(TASKS[task], 0, CPU)
     forward = stacked.forward_for(module, models.MODELS[TASKS[task].model].stacked)
     assert stacked.vectorisable(forward, module, CPU, (28, 28)) is None
-
-
-class Noisy(nn.Module):
-    """A plugin model vmap cannot batch: dropout draws random numbers."""
-
-    def __init__(self, classes: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(784, classes))
-
-    def forward(self, x):
-        return self.net(x)
 
 
 def test_a_model_that_cannot_vectorise_trains_alone(digit_tasks, monkeypatch):

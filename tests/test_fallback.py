@@ -7,7 +7,6 @@ import dataclasses
 import json
 
 import pytest
-from torch import nn
 
 from benchmark.catalogue import datasets
 from benchmark.catalogue.errors import InputError
@@ -16,7 +15,7 @@ from benchmark.cli import main
 from benchmark.engines import models
 from benchmark.records import record
 from benchmark.sweeps import protocol
-from testkit import Digits
+from testkit import Digits, Noisy
 
 SWEEP = """
 tasks = ["noisy_digits"]
@@ -28,17 +27,6 @@ extend = 0
 [final]
 seeds = [0]
 """
-
-
-class Noisy(nn.Module):
-    """A plugin model vmap cannot batch: dropout draws random numbers."""
-
-    def __init__(self, classes: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(784, classes))
-
-    def forward(self, x):
-        return self.net(x)
 
 
 @pytest.fixture

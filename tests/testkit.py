@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 from benchmark.catalogue import datasets, tasks
 from benchmark.data import datasets as data
@@ -225,3 +226,14 @@ def assert_equivalent(single: dict, batched: dict, engine: str) -> None:
             assert other_curves[name] == values, (what, name)
         else:
             assert other_curves[name] == pytest.approx(values, rel=RTOL, abs=1e-5), (what, name)
+
+
+class Noisy(nn.Module):
+    """A plugin model vmap cannot batch: dropout draws random numbers."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(784, classes))
+
+    def forward(self, x):
+        return self.net(x)
