@@ -44,9 +44,9 @@ def fmt_ci(lo, hi) -> str:
 
 
 def fmt_points(interval) -> str:
-    """An interval of accuracy (fractions) in points with signs: "[-1.23, +0.45] points"."""
+    """An interval of accuracy (fractions) in points with signs: "[-1.23, +0.45]"."""
     lo, hi = (fixed(100 * v, 2, sign=True) for v in interval)
-    return f"[{lo}, {hi}] points"
+    return f"[{lo}, {hi}]"
 
 
 def fmt_pct(value, digits: int = 0) -> str:
