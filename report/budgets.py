@@ -26,6 +26,7 @@ import pandas as pd
 
 from report import stats
 from report.findings import name_list, plural
+from report.identical import merged_away
 from report.load import Results
 from report.numbers import fixed
 from report.verdicts import GOOD
@@ -101,12 +102,11 @@ def ranking(results: Results) -> pd.DataFrame:
     """Per task and pair of budgets: the distinct schedules run at both (a name merged into
     another's at either budget left out), the seeds each budget ran all of them on, and
     Kendall's tau (95% CI) between their orders by mean test accuracy."""
-    rows = []
+    rows, later = [], merged_away(results.final.schedule.unique())
     for task, g in _by_budget(results, results.final).groupby("task"):
         acc = g.pivot_table(
             index="seed", columns=["epochs", "schedule"], values="test_acc", aggfunc="first"
         )
-        later = {m for s in results.final.schedule.unique() for m in s.split(" = ")[1:]}
         for a, b in itertools.combinations(sorted(g.epochs.unique()), 2):
             names = acc[a].columns.intersection(acc[b].columns).difference(sorted(later))
             at_a, at_b = acc[a][names].dropna(), acc[b][names].dropna()

@@ -79,7 +79,7 @@ def tables_of(results: Results) -> tuple[Results, dict, dict[str, Table], pd.Dat
 
     every_ttt = tables.time_to_target(results)
     words, resolution = verdicts.accuracy(final, results.examples, margin)
-    speed = tables.speed(final, every_ttt)
+    speed = verdicts.speeds(final, every_ttt)
     some = every_ttt.groupby(["task", "target"]).n_reached.transform("sum") > 0
     acc = tables.accuracy(final)
     cited = {

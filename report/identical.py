@@ -31,6 +31,12 @@ def _signature(runs: pd.DataFrame) -> tuple | None:
     return tuple(runs.sort_values("seed")[["seed", *SAME, "test_acc"]].itertuples(index=False))
 
 
+def merged_away(labels) -> set[str]:
+    """The names that ``labels`` (schedules as the report shows them) merge into another's:
+    "b" and "c" of "a = b = c". Left out, each distinct schedule counts once."""
+    return {name for label in labels for name in label.split(" = ")[1:]}
+
+
 def undigested(final: pd.DataFrame) -> int:
     """Final runs whose records carry no digests, so that their schedules cannot be merged."""
     return int(final.lr_digest.isna().sum())

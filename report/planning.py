@@ -89,14 +89,15 @@ def _pairwise(k: int, alpha: float) -> np.ndarray:
     return np.quantile(np.concatenate(top), 1 - alpha, axis=0)
 
 
-def pairwise_critical(k: int, seeds: int, alpha: float = ALPHA) -> float:
+def pairwise_critical(k: int, seeds, alpha: float = ALPHA):
     """The two-sided critical value of all k (k - 1) / 2 paired comparisons of k schedules,
     each t statistic studentized by its own pairs' SD (``seeds`` - 1 df) under equal normal
     schedules: the floor of ``mcb``'s critical values. Simulated (``SIMULATED`` draws, seed
-    ``SEED``) up to ``SIMULATED_SEEDS`` seeds; beyond, ``t_critical`` (within ~1% there)."""
-    if seeds > SIMULATED_SEEDS:
-        return float(t_critical(k, seeds - 1, alpha))
-    return float(_pairwise(k, alpha)[int(seeds) - 1])
+    ``SEED``) up to ``SIMULATED_SEEDS`` seeds; beyond, ``t_critical`` (within ~1% there).
+    ``seeds`` may be an array (one value each)."""
+    n = np.asarray(seeds).astype(int)  # counts, though a plan gives them as floats
+    simulated = _pairwise(k, alpha)[np.minimum(n, SIMULATED_SEEDS) - 1]
+    return np.where(n <= SIMULATED_SEEDS, simulated, t_critical(k, np.maximum(n - 1, 1), alpha))
 
 
 def sd_upper(sd: float, df: int, level: float = LEVEL) -> float:
@@ -126,8 +127,7 @@ def seeds_to_plan(
     def needed(s: float) -> float:
         n = np.arange(2, MOST_SEEDS + 1)
         se = np.sqrt(s**2 / n + test_set_se**2)
-        simulated = _pairwise(schedules, alpha)[np.minimum(n, SIMULATED_SEEDS) - 1]
-        q = np.where(n <= SIMULATED_SEEDS, simulated, t_critical(schedules, n - 1, alpha))
+        q = pairwise_critical(schedules, n, alpha)
         ok = (q + stats.t.ppf(power, n - 1)) * se <= margin
         return float(n[ok][0]) if ok.any() else math.inf
 

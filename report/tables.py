@@ -20,7 +20,8 @@ import pandas as pd
 
 from benchmark.records import metrics
 from benchmark.records.tidy import TTT
-from report import mcb, planning, stats, verdicts
+from report import mcb, planning, stats
+from report.identical import merged_away
 from report.load import Results
 from report.numbers import canonical, fixed
 
@@ -235,13 +236,6 @@ def time_to_target(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["task", "target", "schedule"], ignore_index=True)
 
 
-def speed(final: pd.DataFrame, ttt: pd.DataFrame) -> pd.DataFrame:
-    """Each problem's schedules at its headline target (``verdicts.speed``)."""
-    parts = [verdicts.speed(final[final.task == t], headline_target(ttt, t))
-             for t in sorted(ttt.task.unique())]  # fmt: skip
-    return pd.concat(parts, ignore_index=True)
-
-
 def scores(final: pd.DataFrame) -> pd.DataFrame:
     """Mean test accuracy, tasks x schedules."""
     return final.pivot_table(index="task", columns="schedule", values="test_acc", aggfunc="mean")
@@ -269,7 +263,7 @@ def task_scores(final: pd.DataFrame, task_of) -> pd.DataFrame:
     """Mean test accuracy, tasks x distinct schedules: each task's budgets averaged; a name that
     was merged into another's at some budget ("a = b": b) left out, so each counts once."""
     per_problem = scores(final)
-    later = {m for c in per_problem.columns for m in c.split(" = ")[1:]}
+    later = merged_away(per_problem.columns)
     members = _members(per_problem)
     return members.drop(columns=sorted(later & set(members.columns))).groupby(task_of).mean()
 

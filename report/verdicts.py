@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from benchmark.records import record as records
+from benchmark.records.metrics import unpack_bits
 from report import mcb, planning, stats
+from report.tables import censored_times, headline_target
 
 MARGIN = 0.005  # default margin: 0.5 accuracy points (sweep.json can set it)
 N_A = "n/a"
@@ -67,7 +68,7 @@ def problem(runs: pd.DataFrame, examples: dict[str, dict]) -> Problem:
     elif len({(t["split"], t["examples"], t["labels_digest"]) for t in tests}) > 1:
         why = "the runs were tested on different examples"
     elif tests:
-        bits = [records.correct({"test": t}) for t in tests]
+        bits = [unpack_bits(t["correct"], t["examples"]) for t in tests]
         correct = np.stack(bits).reshape(*acc.shape, -1)
         if not np.allclose(correct.mean(-1), acc, rtol=0, atol=1e-9):
             correct, why = None, "the records' accuracies disagree with their per-example results"
@@ -120,9 +121,7 @@ def _resolution(task: str, p: Problem, res: mcb.MCB | None, margin: float) -> di
 def times(runs: pd.DataFrame, target: str) -> pd.DataFrame:
     """Epochs to ``target`` (as in the column names, "0.9") per schedule x seed, restricted at
     the budget: a run that never reached it counts as its whole budget."""
-    reached = runs[f"reached_{target}"].fillna(False).to_numpy(dtype=bool)
-    epochs = runs.epochs.to_numpy(dtype=float)
-    t = np.where(reached, np.minimum(runs[f"ttt_{target}_epoch"].to_numpy(float), epochs), epochs)
+    t = np.minimum(censored_times(runs, target, "epoch")[0], runs.epochs.to_numpy(dtype=float))
     return runs.assign(t=t).pivot_table(index="schedule", columns="seed", values="t")
 
 
@@ -156,6 +155,15 @@ def speed(runs: pd.DataFrame, target: float) -> pd.DataFrame:
     )
     words = np.select([res.lower > 0, res.upper < 0], [FASTEST, SLOWER], POSSIBLY_FASTEST)
     return out.assign(verdict=words[at])
+
+
+def speeds(final: pd.DataFrame, ttt: pd.DataFrame) -> pd.DataFrame:
+    """``speed`` of every problem of ``final`` at its headline target (``tables.time_to_target``'s
+    ``ttt`` gives the targets: ``tables.headline_target``)."""
+    return pd.concat(
+        [speed(final[final.task == t], headline_target(ttt, t)) for t in sorted(ttt.task.unique())],
+        ignore_index=True,
+    )
 
 
 def matrix(acc: pd.DataFrame, speed: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.weightstats import ttost_ind
 
-from report import budgets, compare, identical, stats, tables
+from report import budgets, compare, identical, stats, tables, verdicts
 from report.load import load
 from testkit import TESTS
 
@@ -165,7 +165,7 @@ def test_speed_statistics_match_lifelines_and_statsmodels(both):
     statsmodels' Clopper-Pearson ("beta") interval."""
     results, _ = both
     final, ttt = results.final, tables.time_to_target(results)
-    speed = tables.speed(final, ttt)
+    speed = verdicts.speeds(final, ttt)
     for row in speed.itertuples():
         runs = final[(final.task == row.task) & (final.schedule == row.schedule)]
         reached = runs[f"reached_{row.target:g}"].fillna(False).to_numpy(dtype=bool)
