@@ -1,7 +1,9 @@
-"""No silent fallback: a sweep whose runs the batched engine cannot vectorise (a model with
-dropout, which vmap refuses) trains them one at a time with a warning in its summary and a
-``fallback`` field in their records, or, with ``fallback = "forbid"``, fails them with the
-reason; the sweep file's value is checked like any other."""
+"""The sweep file's options for the batched engine. No silent fallback: a sweep whose runs
+the batched engine cannot vectorise (a model with dropout, which vmap refuses) trains them
+one at a time with a warning in its summary and a ``fallback`` field in their records, or,
+with ``fallback = "forbid"``, fails them with the reason. ``cuda_graphs`` reaches the engine
+(on the CPU its step runs through the same static buffers, uncaptured, to the same records).
+Each value is checked like any other."""
 
 import dataclasses
 import json
@@ -12,7 +14,7 @@ from benchmark.catalogue import datasets
 from benchmark.catalogue.errors import InputError
 from benchmark.catalogue.tasks import TASKS
 from benchmark.cli import main
-from benchmark.engines import models
+from benchmark.engines import group, models
 from benchmark.records import record
 from benchmark.sweeps import protocol
 from testkit import Digits, Noisy
@@ -84,3 +86,43 @@ def test_the_fallback_setting_is_checked(noisy):
     assert protocol.load(noisy(None)).fallback == "allow"
     with pytest.raises(InputError, match="fallback must be one of allow, forbid"):
         protocol.load(noisy("never"))
+
+
+def test_the_sweep_files_cuda_graphs_reaches_the_engine_and_changes_no_record(
+    noisy, monkeypatch, tmp_path
+):
+    task = dataclasses.replace(TASKS["noisy_digits"], name="plain_digits", model="logreg")
+    monkeypatch.setitem(TASKS, "plain_digits", task)
+    steps = []
+
+    class Counted(group.Graphed):
+        def __call__(self, *inputs):
+            steps.append(self.capture)
+            return super().__call__(*inputs)
+
+    monkeypatch.setattr(group, "Graphed", Counted)
+    records = {}
+    for graphs in ("false", "true"):
+        path = tmp_path / f"{graphs}.toml"
+        path.write_text(f"cuda_graphs = {graphs}\n" + SWEEP.replace("noisy_", "plain_"))
+        assert protocol.load(str(path)).cuda_graphs is (graphs == "true")
+        assert run(str(path), tmp_path / graphs) == 0
+        records[graphs] = {
+            p.name: record.read(p) for p in (tmp_path / graphs / "runs").glob("*.json")
+        }
+    assert steps  # the true sweep's steps went through Graphed ...
+    assert set(steps) == {False}  # ... which captures nothing on a CPU
+    assert records["true"].keys() == records["false"].keys()
+    for name, r in records["true"].items():
+        assert "cuda_graphs" not in r["timing"]  # nothing was captured
+        same = records["false"][name]
+        assert r["curve"][-1]["val_loss"] == same["curve"][-1]["val_loss"]
+        assert r["digests"] == same["digests"]
+        assert r["metrics"] == same["metrics"]
+
+
+def test_the_cuda_graphs_setting_is_checked(noisy, tmp_path):
+    path = tmp_path / "graphs.toml"
+    path.write_text('cuda_graphs = "yes"\n' + SWEEP)
+    with pytest.raises(InputError, match="cuda_graphs must be true or false"):
+        protocol.load(str(path))

@@ -69,8 +69,9 @@ def test_perf_measures_every_method_through_the_engines_after_a_warm_up(tmp_path
     assert set(rate) == {("standard", 1), ("single", 1), ("batched", 1), ("batched", 4)}
     assert flags == [(("fp32", CPU), [])]  # the flags set before any method's first turn
     # a warm-up turn and two timed ones, each R once as a whole group; then the operations
-    # of a group of OPS_RUNS runs: a warm-up call, one step and two
-    assert trained == [1, 4] * 3 + [perf.OPS_RUNS] * 3
+    # of a group of OPS_RUNS runs: a warm-up call, then one step and two, each once profiled
+    # and once under the dispatch mode that counts launches
+    assert trained == [1, 4] * 3 + [perf.OPS_RUNS] * 5
     ratios = task["ratios"]
     best = max(rate[("batched", 1)], rate[("batched", 4)])
     assert ratios["batched_vs_single"] == pytest.approx(best / rate[("single", 1)])
@@ -80,10 +81,13 @@ def test_perf_measures_every_method_through_the_engines_after_a_warm_up(tmp_path
     assert rate[("batched", ratios["best_runs"])] == best
     for m in task["measurements"]:  # run-samples per second from the median seconds
         assert m["run_samples_per_s"] == pytest.approx(m["runs"] * 3 * 128 / m["seconds"])
-    ops = task["ops_per_step"]
-    assert ops["runs"] == perf.OPS_RUNS
-    assert ops["single"] > 0
-    assert ops["batched"] > 0
+    for kind in ("ops_per_step", "launches_per_step"):
+        counts = task[kind]
+        assert counts["runs"] == perf.OPS_RUNS
+        assert counts["single"] > 0
+        assert counts["batched"] > 0
+    # views and reshapes are operators but launch nothing
+    assert task["launches_per_step"]["batched"] < task["ops_per_step"]["batched"]
     assert task["capped"] is False
     assert "| `mnist_logreg` |" in perf.summary(figures)
 

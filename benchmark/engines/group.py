@@ -7,8 +7,9 @@ contiguous range of rows. Each run's parameters are one row of a flat leaf ``wei
 handful of whole-tensor operations on ``weights[a:b]`` and its gradient rows, with each run's
 lr, momentum and settings as columns: no row is gathered or written back. Within a block, runs
 of one seed read one gathered batch when every seed there has as many runs (``reads``: k runs
-per input); otherwise each run reads its own. The per-step coefficients are device tables
-``[T, n, R_b, 1]``: a step reads row k of them and needs no host value.
+per input); otherwise each run reads its own. The per-step coefficients are two device
+tables ``[T, columns, 1]`` for the whole group (float32 and boolean): an update reads row k of
+each and needs no host value.
 
 Per run, as in the single engine: a stateful schedule's controller is fed at every evaluation
 (``Rules.evaluated``) and its cut applies from the next update; a run whose training loss was not
@@ -67,23 +68,13 @@ def activation_floats(forward: stacked.Forward, module, shape: tuple[int, ...], 
 
 
 class Block(NamedTuple):
-    """An optimizer class's runs: rows ``rows`` of the group, its vectorised ``step``, and
-    that step's per-update coefficients on the device (``floats`` ``[T, n, R_b, 1]`` named
-    ``names``, and ``flags``: boolean tables by name)."""
+    """An optimizer class's runs: rows ``rows`` of the group and its vectorised ``step``;
+    ``columns``: where each of that step's coefficients is in the group's tables (its name, its
+    table's dtype and first column: R_b columns from there)."""
 
     rows: slice
     step: vectorised.Step
-    names: list[str]
-    floats: Tensor
-    flags: dict[str, Tensor]
-
-    def coefficients(self, k: Tensor) -> dict[str, Tensor]:
-        """The coefficients of update ``k`` (a device index ``[1]``), each a column
-        ``[R_b, 1]``."""
-        floats = self.floats.index_select(0, k)[0].unbind(0)
-        return dict(zip(self.names, floats, strict=True)) | {
-            name: table.index_select(0, k)[0] for name, table in self.flags.items()
-        }
+    columns: tuple[tuple[str, torch.dtype, int], ...] = ()
 
 
 class GroupRun:
@@ -111,8 +102,10 @@ class GroupRun:
         self._subsets(readers, splits)
         self.refresh()
         self.step, self.train_s, self.eval_s = 0, 0.0, 0.0
+        self.gradients: dict[int, Tensor] = {}  # mean_gradient's, by batch size
         self.index = torch.zeros(1, dtype=torch.long, device=device)  # the update's, on the device
-        self.stepper = Graphed(self._step, device.type == "cuda") if cuda_graphs else self._step
+        self.graphed = cuda_graphs and device.type == "cuda"  # elsewhere the same step, eager
+        self.stepper = Graphed(self._step, self.graphed) if cuda_graphs else self._step
         self.curves = [[] for _ in specs]
         self.ended: dict[int, dict] = {}  # run index -> its record's parts, once it ended
 
@@ -131,7 +124,7 @@ class GroupRun:
             if mine != list(range(rows.start, rows.stop)):
                 raise ValueError("a group's runs come ordered by optimizer class (batched.order)")
             step = vectorised.STEPS[cls]([classes[i][1] for i in mine], [self.weights[rows]])
-            self.blocks.append(Block(rows, step, [], torch.empty(0), {}))
+            self.blocks.append(Block(rows, step))
             seeds = np.array([self.specs[i].seed for i in mine])
             first, counts = np.unique(seeds, return_index=True, return_counts=True)[1:]
             shared = len(set(counts)) == 1  # equal counts: each seed's batch read by k runs
@@ -159,21 +152,29 @@ class GroupRun:
         self.train_y = splits.train.labels
 
     def refresh(self) -> None:
-        """Each block's coefficient tables on the device, from the lr and momentum tables."""
+        """The blocks' coefficients of every update on the device, from the lr and momentum
+        tables: one float32 and one boolean table ``[T, columns, 1]`` for the whole group, so an
+        update reads one row of each; a block's coefficient is R_b columns of one of them."""
+        columns: dict[torch.dtype, list[np.ndarray]] = {torch.float32: [], torch.bool: []}
         for j, block in enumerate(self.blocks):
             rows = range(block.rows.start, block.rows.stop)
-            table = block.step.coefficients(self.lr[:, rows], self.momentum[:, rows])
-            names = [n for n, t in table.items() if t.dtype != bool]
-            floats = np.stack([table[n] for n in names], axis=1)[..., None]  # [T, n, R_b, 1]
-            flags = {
-                n: torch.tensor(t[..., None], device=self.device)
-                for n, t in table.items() if t.dtype == bool
-            }  # fmt: skip
-            floats = torch.tensor(floats, dtype=torch.float32, device=self.device)
-            if block.names:  # in place: a captured step reads these very tensors (the
-                block.floats.copy_(floats)  # flags follow the momentum, which no cut changes)
-            else:
-                self.blocks[j] = block._replace(names=names, floats=floats, flags=flags)
+            where = []
+            for name, t in block.step.coefficients(
+                self.lr[:, rows], self.momentum[:, rows]
+            ).items():
+                kind = torch.bool if t.dtype == bool else torch.float32
+                where.append((name, kind, sum(c.shape[1] for c in columns[kind])))
+                columns[kind].append(t)
+            self.blocks[j] = block._replace(columns=tuple(where))
+        tables = {
+            kind: torch.tensor(np.concatenate(c, axis=1)[..., None], dtype=kind, device=self.device)
+            for kind, c in columns.items() if c
+        }  # fmt: skip
+        if hasattr(self, "tables"):  # in place: a captured step reads these very tensors
+            for kind, table in tables.items():
+                self.tables[kind].copy_(table)
+        else:
+            self.tables = tables
 
     def run(self, progress: bool = False) -> dict[str, dict]:
         """Train every run to the end of its budget (or its end); their records by key."""
@@ -219,19 +220,30 @@ class GroupRun:
         with self.autocast():
             logits = self.forward(self.flat.views(self.weights), x, self.reads)
             y = y.index_select(0, self.inputs)  # each run's labels
-            loss = self.loss(logits.flatten(0, 1), y.flatten(), reduction="none")
-            loss = loss.view(self.runs, -1).mean(1)
+            loss = self.loss(logits.flatten(0, 1), y.flatten(), reduction="none")  # [R B]
         self.weights.grad = None
-        loss.sum().backward()  # each run's gradient is that of its own mean loss
+        loss.backward(self.mean_gradient(len(loss)))  # of each run's own mean loss
         self.update()
-        return loss.detach()
+        return loss.detach().view(self.runs, -1).mean(1)
+
+    def mean_gradient(self, n: int) -> Tensor:
+        """The gradient of the sum of the runs' mean losses by each of their ``n`` examples'
+        losses: 1 / B, as the backward of that sum and mean computes it (ones / B), made once
+        for each batch size B (an epoch's last batch may be smaller) instead of every step."""
+        if n not in self.gradients:
+            self.gradients[n] = torch.ones(n, device=self.device) / (n // self.runs)
+        return self.gradients[n]
 
     @torch.no_grad()
     def update(self) -> None:
-        """Each block's vectorised step on its rows of the weights and their gradients."""
+        """Each block's vectorised step on its rows of the weights and their gradients, with
+        its coefficients of this update (columns ``[R_b, 1]`` of one row of each table)."""
+        now = {kind: table.index_select(0, self.index)[0] for kind, table in self.tables.items()}
         for block in self.blocks:
+            size = block.rows.stop - block.rows.start
+            c = {name: now[kind][at : at + size] for name, kind, at in block.columns}
             rows = self.weights[block.rows], self.weights.grad[block.rows]
-            block.step.step([rows[0]], [rows[1]], block.coefficients(self.index))
+            block.step.step([rows[0]], [rows[1]], c)
         self.index += 1
 
     @torch.no_grad()
@@ -310,7 +322,7 @@ class GroupRun:
             "eval_s": ended["eval_s"],
             "group_train_s": self.train_s,
             "group_runs": self.runs,
-        }
+        } | ({"cuda_graphs": True} if self.graphed else {})
         return run_record(
             self.specs[i], self.rules[i], self.data, steps_done=ended["steps_done"],
             test=ended["test"], curve=self.curves[i], engine="batched", timing=timing,

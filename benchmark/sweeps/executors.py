@@ -63,6 +63,7 @@ class Options:
     device: str = "auto"
     engine: str | None = None  # auto, single, batched; None: the sweep file's
     fallback: str = "allow"  # forbid: a group the batched engine cannot vectorise fails
+    cuda_graphs: bool = False  # the batched engine's steps replayed from CUDA graphs (CUDA)
     root: str | None = None  # data root
     rerun: bool = False  # run finished runs again (the sweep turns it into ``since``)
     since: float | None = None  # records older than this (time.time()) count as not done
@@ -178,7 +179,10 @@ def _train_and_store(
             _SPLITS[where] = data.load(task.dataset, options.root, device)
         engine = engine_for(options, task.model, device.type == "cuda")
         with torch_threads(options.threads):  # in any process: the same last bits
-            records = engine.train(group, _SPLITS[where], device, fallback=options.fallback)
+            records = engine.train(
+                group, _SPLITS[where], device,
+                fallback=options.fallback, cuda_graphs=options.cuda_graphs,
+            )  # fmt: skip
     except Exception as err:  # recorded; the other groups go on
         for spec in mine:
             store.fail(spec.key, spec.to_dict(), traceback.format_exc())

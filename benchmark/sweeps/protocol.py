@@ -74,6 +74,7 @@ _KEYS = {
         "plugins",
         "engine",
         "fallback",
+        "cuda_graphs",
         "threads",
         "deadline",
         "run",
@@ -108,6 +109,7 @@ class Sweep:
     report: dict = field(default_factory=dict)  # read by report/ from sweep.json
     deadline: float | None = None  # seconds a sitting may take (deadline.py); not what runs
     fallback: str = "allow"  # or "forbid": a group the batched engine cannot vectorise fails
+    cuda_graphs: bool = False  # the batched engine replays its steps from CUDA graphs (CUDA)
 
     def spec(
         self, task: str, schedule: str, lr: float, seed: int, phase: str, epochs: int | None
@@ -291,6 +293,8 @@ def _parse(name: str, raw: dict) -> Sweep:
     need(engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}", engine)
     fallback = raw.get("fallback", "allow")
     need(fallback in FALLBACKS, f"fallback must be one of {', '.join(FALLBACKS)}", fallback)
+    cuda_graphs = raw.get("cuda_graphs", False)
+    need(type(cuda_graphs) is bool, "cuda_graphs must be true or false", cuda_graphs)
     threads = raw.get("threads", 1)
     need(type(threads) is int and threads >= 1, "threads must be an integer >= 1", threads)
     deadline = raw.get("deadline")
@@ -303,7 +307,7 @@ def _parse(name: str, raw: dict) -> Sweep:
     sweep = Sweep(
         name, raw.get("description", ""), tasks, schedules, plugins, run, tune_seeds,
         factors, centre, final_seeds, params, budgets, engine, threads, extend, report,
-        deadline, fallback,
+        deadline, fallback, cuda_graphs,
     )  # fmt: skip
     for task in tasks:  # checks every setting and schedule parameter before anything runs
         for schedule in schedules:

@@ -55,6 +55,7 @@ def run_sweep(sweep: protocol.Sweep, options: Options, log=print) -> dict[str, l
     options = replace(
         options, plugins=sweep.plugins, engine=options.engine or sweep.engine,
         threads=options.threads or sweep.threads, deadline=at, fallback=sweep.fallback,
+        cuda_graphs=sweep.cuda_graphs,
     )  # fmt: skip
     check(sweep, options)
     if options.engine == "auto" and options.batched is None:

@@ -217,9 +217,9 @@ def line(stage: str, r: dict) -> str:
     a, s, b = r["agreement"], r["single"], r["batched"]
     return (f"{head}: R = {r['runs']}, {r['steps']} steps; engines agree to {a['loss_rel']:.1e} "
             f"(losses, relative), {a['acc_abs']:.4f} (accuracy); per run-step single "
-            f"{s['run_step_ms']:.2f} ms ({s['ops_per_run_step']:.0f} ops), batched "
-            f"{b['run_step_ms']:.2f} ms ({b['ops_per_group_step']:.0f} ops per step of "
-            f"{b['ops_runs']} runs); "
+            f"{s['run_step_ms']:.2f} ms ({s['launches_per_run_step']:.0f} launches), batched "
+            f"{b['run_step_ms']:.2f} ms ({b['launches_per_group_step']:.0f} launches per step "
+            f"of {b['ops_runs']} runs); "
             f"run-samples/s single {s['run_samples_per_s']:,.0f}, batched "
             f"{b['run_samples_per_s']:,.0f}")  # fmt: skip
 

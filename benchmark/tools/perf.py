@@ -214,16 +214,26 @@ def measure(
         "flops_per_example": flops,
         "floor_run_samples_per_s": floor_rate,
         "capped": capped,
-        "ops_per_step": {
-            "runs": OPS_RUNS,  # single: per update of one run; batched: of the group
-            "single": ops.per_step("single", group, splits, device) / OPS_RUNS,
-            "batched": ops.per_step("batched", group, splits, device),
-        },
+        **operations(group, splits, device),
         "measurements": [
             {"method": m, "runs": r, "seconds": median(times[(m, r)]), "run_samples_per_s": v}
             for (m, r), v in rate.items()
         ],
         "ratios": ratios(rate),
+    }
+
+
+def operations(group: list[RunSpec], splits, device) -> dict:
+    """Both counts of ``ops.py`` per update of each engine on ``group``: the single engine's
+    per update of one run, the batched engine's per update of the whole group."""
+    counts = {name: ops.per_step(name, group, splits, device) for name in ("single", "batched")}
+    return {
+        f"{kind}_per_step": {
+            "runs": len(group),
+            "single": getattr(counts["single"], kind) / len(group),
+            "batched": getattr(counts["batched"], kind),
+        }
+        for kind in ("ops", "launches")
     }
 
 
@@ -281,25 +291,27 @@ def slug(device: str) -> str:
 
 def summary(perf: dict) -> str:
     """The perf file as a Markdown table: run-samples per second, the ratios and the
-    operations per step."""
+    launches and operators per step (``ops.py``; "-" where an older file has none)."""
     lines = [
         f"{perf['device']} ({perf['threads']} torch thread(s), matmul {perf['matmul_gflops']:.0f} "
         "GFLOP/s)",
         "",
         "| task | standard | single | batched (best R) | single / standard | batched / standard "
-        "| batched / single | floor | ops per step: single, batched (R) |",
+        "| batched / single | floor | launches (ops) per step: single, batched (R) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for task in perf["tasks"]:
         rate = {(m["method"], m["runs"]): m["run_samples_per_s"] for m in task["measurements"]}
-        r, best, ops_ = task["ratios"], task["ratios"]["best_runs"], task["ops_per_step"]
+        r, best = task["ratios"], task["ratios"]["best_runs"]
+        ops_, launches = task.get("ops_per_step", {}), task.get("launches_per_step", {})
         lines.append(
             f"| `{task['task']}` | {_n(rate.get(('standard', 1)))} | {_n(rate.get(('single', 1)))} "
             f"| {_n(rate.get(('batched', best)))}{f' (R = {best})' if best else ''} "
             f"| {_x(r['single_vs_standard'])} "
             f"| {_x(r['batched_vs_standard'])} | {_x(r['batched_vs_single'], 2)} "
             f"| {task['floor_run_samples_per_s']:,.0f} "
-            f"| {ops_['single']:,.0f}, {ops_['batched']:,.0f} ({ops_['runs']}) |"
+            f"| {_n(launches.get('single'))} ({_n(ops_.get('single'))}), "
+            f"{_n(launches.get('batched'))} ({_n(ops_.get('batched'))}) ({ops_.get('runs', '-')}) |"
         )
     return "\n".join(lines)
 

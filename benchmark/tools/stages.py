@@ -88,7 +88,7 @@ def engines(task: str, settings: dict) -> dict:
     out, records = {"task": task, "runs": runs, "steps": steps, "batch_size": batch}, {}
     for name in ("single", "batched"):
         small = perf.sweep_group(task, perf.OPS_RUNS, 1, settings["precision"], eval_size=10)
-        group_ops = ops.per_step(name, small, splits, device)  # warms the engine up too
+        counts = ops.per_step(name, small, splits, device)  # warms the engine up too
         t0 = sync(device)
         records[name] = ENGINES[name].train(specs, splits, device)
         train_s = sum(r["timing"]["train_s"] for r in records[name])
@@ -99,8 +99,10 @@ def engines(task: str, settings: dict) -> dict:
             "run_step_ms": 1000 * train_s / (runs * steps),
             "run_samples_per_s": runs * steps * batch / train_s,
             "ops_runs": perf.OPS_RUNS,
-            "ops_per_group_step": group_ops,  # of a group of ops_runs runs
-            "ops_per_run_step": group_ops / perf.OPS_RUNS,
+            "ops_per_group_step": counts.ops,  # of a group of ops_runs runs
+            "ops_per_run_step": counts.ops / perf.OPS_RUNS,
+            "launches_per_group_step": counts.launches,
+            "launches_per_run_step": counts.launches / perf.OPS_RUNS,
         }
     out["agreement"] = agreement(records["single"], records["batched"])
     return out
