@@ -18,9 +18,9 @@ the group ends: a group killed midway is run again whole. A crash fails the grou
 
 Executors (``EXECUTORS``): ``local`` on this machine (on the CPU one worker process per core
 by default: README; on a GPU one process), starting a unit only when a worker is free and the
-sweep's deadline allows it (``deadline.py``); ``slurm`` a submitit job array whose tasks take
-whole groups, each task under the deadline on its own, checkpointed and requeued on Slurm's
-warning before its time limit (``Shard``).
+sweep's deadline allows it (``deadline.py``); ``slurm`` (``slurm.py``) a submitit job array
+whose tasks take whole groups, each task under the deadline on its own, checkpointed and
+requeued on Slurm's warning before its time limit.
 """
 
 import contextlib
@@ -208,37 +208,6 @@ def _store(record: dict, store: Store, seconds: float) -> Outcome:
     )  # fmt: skip
 
 
-class Shard:
-    """A Slurm array task: the units of a shard, (train, pending) each, in turn, each started
-    only when it fits the deadline (at the costs measured in this task).
-
-    On SIGUSR2, Slurm's warning before the time limit (or a preemption), submitit calls
-    ``checkpoint``, requeues the task and ends it: its claims go with it, and the group in
-    progress is lost. The requeued task runs the same shard: the finished runs are skipped,
-    the lost group runs again whole.
-    """
-
-    def __call__(self, shard: list[tuple[list[dict], list[dict]]], options: Options):
-        import_plugins(options.plugins)
-        deadline, out = Deadline(options.deadline), []
-        for train, pending in shard:
-            group = [RunSpec.from_dict(s) for s in train]
-            if not deadline.fits(group):
-                out += [Outcome(RunSpec.from_dict(s).key, "deferred") for s in pending]
-                continue
-            t0 = time.perf_counter()
-            out += run_group(train, pending, options)
-            for spec in group:
-                deadline.costs.add(spec, (time.perf_counter() - t0) / len(group))
-        return out
-
-    def checkpoint(self, shard, options):
-        """What the requeued task runs: the same shard."""
-        import submitit
-
-        return submitit.helpers.DelayedSubmission(self, shard, options)
-
-
 def import_plugins(plugins) -> None:
     import importlib
 
@@ -282,7 +251,7 @@ def uses_cuda(options: Options) -> bool:
     return options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available())
 
 
-def _dicts(unit: Unit) -> tuple[list[dict], list[dict]]:
+def as_dicts(unit: Unit) -> tuple[list[dict], list[dict]]:
     return [s.to_dict() for s in unit.train], [s.to_dict() for s in unit.pending]
 
 
@@ -299,7 +268,7 @@ def local(
     if workers <= 1:
         for unit in todo:
             fits = deadline.fits(unit.train)
-            yield from run_group(*_dicts(unit), options) if fits else _deferred(unit)
+            yield from run_group(*as_dicts(unit), options) if fits else _deferred(unit)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch
     with ProcessPoolExecutor(
@@ -311,7 +280,7 @@ def local(
                 while todo and len(running) < workers:
                     unit = todo.popleft()
                     if deadline.fits(unit.train):
-                        running[pool.submit(run_group, *_dicts(unit), options)] = unit
+                        running[pool.submit(run_group, *as_dicts(unit), options)] = unit
                     else:
                         yield from _deferred(unit)
                 for future in wait(running, return_when=FIRST_COMPLETED).done:
@@ -329,39 +298,4 @@ def _deferred(unit: Unit) -> Iterator[Outcome]:
     return (Outcome(s.key, "deferred") for s in unit.pending)
 
 
-@executor("slurm")
-def slurm(
-    phase: list[RunSpec], pending: list[RunSpec], options: Options, deadline: Deadline
-) -> Iterator[Outcome]:
-    """A submitit job array: ``array_parallelism`` tasks, each running its groups in turn
-    under ``options.deadline`` (``Shard``), requeued after Slurm's warning."""
-    import submitit
-
-    settings = dict(options.slurm)
-    cluster = settings.pop("cluster", None)  # tests: submitit's "local" or "debug"
-    ex = submitit.AutoExecutor(folder=options.results / "slurm" / "%j", cluster=cluster)
-    parallel = settings.get("array_parallelism", 16)
-    todo = units(phase, pending, options, uses_cuda(options))
-    tasks = min(len(todo), parallel)
-    ex.update_parameters(
-        timeout_min=settings.get("time_min", 60),
-        gpus_per_node=settings.get("gpus_per_task", 0),
-        slurm_partition=settings.get("partition"),
-        slurm_array_parallelism=tasks,
-    )
-    shards = [[_dicts(u) for u in todo[i::tasks]] for i in range(tasks)]
-    jobs = ex.map_array(Shard(), shards, [options] * tasks)
-    waiting = dict(zip(jobs, shards, strict=True))
-    while waiting:
-        for job in [job for job in waiting if job.done()]:
-            shard = waiting.pop(job)
-            try:
-                outcomes = job.result()
-            except Exception as err:  # the array task died: its unfinished runs failed
-                keys = [RunSpec.from_dict(s).key for _, pending in shard for s in pending]
-                store = Store(options.results)
-                error = one_line(err)
-                outcomes = [Outcome(k, "failed", error=error) for k in keys if not store.done(k)]
-            deadline.reached |= any(o.status == "deferred" for o in outcomes)
-            yield from outcomes
-        time.sleep(0.2 if waiting else 0)
+from benchmark.sweeps import slurm  # noqa: E402, F401  registers the "slurm" executor
