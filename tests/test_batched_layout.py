@@ -144,3 +144,5 @@ def test_cuda_graphs_give_the_eager_records_on_cuda(digit_tasks):
     eager = train_group(specs, splits, cuda)
     graphed = train_group(specs, splits, cuda, cuda_graphs=True)
     assert [untimed(r) for r in graphed] == [untimed(r) for r in eager]
+    assert all(r["timing"]["cuda_graphs"] for r in graphed)  # and the records say so
+    assert not any("cuda_graphs" in r["timing"] for r in eager)

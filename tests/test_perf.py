@@ -22,8 +22,10 @@ def test_a_group_is_a_sweeps_mixed_schedules_both_optimizer_blocks_and_two_seeds
     full = protocol.load("full")
     assert full.lr_factors == perf.GROUP_LR_FACTORS
     assert full.tune_seeds == perf.GROUP_SEEDS
-    group = perf.sweep_group("mnist_mlp", 34, steps=5)
-    assert [s.seed for s in group] == [1000] * 17 + [1001] * 17  # sorted, halves share batches
+    group = perf.sweep_group("mnist_mlp", 68, steps=5)
+    assert [s.seed for s in group] == [1000] * 34 + [1001] * 34  # sorted by seed
+    configs = [(s.schedule, s.lr) for s in group]
+    assert configs[:34] == configs[34:]  # every configuration on both seeds, as in a sweep
     assert {s.schedule for s in group} == set(SCHEDULES)
     factors = {round(s.lr / TASKS["mnist_mlp"].lr, 9) for s in group}
     assert factors == {0.1, 0.3}  # two laps of the schedules, each at the next lr of the grid
@@ -36,7 +38,7 @@ def test_a_group_is_a_sweeps_mixed_schedules_both_optimizer_blocks_and_two_seeds
         }
 
     assert classes(1) == {"torch.optim:SGD"}  # the standard pattern's optimizer
-    assert classes(2) == {"torch.optim:SGD", "schedulefree:SGDScheduleFree"}
+    assert classes(perf.OPS_RUNS) == {"torch.optim:SGD", "schedulefree:SGDScheduleFree"}
 
 
 def test_by_default_every_model_and_every_optimizer_is_measured():

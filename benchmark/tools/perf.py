@@ -60,7 +60,8 @@ GROUP_SEEDS = (1000, 1001)
 def in_turn() -> list[str]:
     """The schedules in the order a group takes them: the first plain one, then those that
     replace the optimizer, then the rest: a group of one trains the task's own optimizer (as
-    the standard pattern does), a group of two or more both optimizer blocks."""
+    the standard pattern does), a group of four or more (each configuration on both seeds)
+    both optimizer blocks."""
     twins = [n for n, s in SCHEDULES.items() if s.replaces_optimizer is not None]
     plain = [n for n in SCHEDULES if n not in twins]
     return plain[:1] + twins + plain[1:]
@@ -70,16 +71,18 @@ def sweep_group(
     task: str, runs: int, steps: int, precision: str = "fp32", eval_size: int = 1000
 ) -> list[RunSpec]:
     """``runs`` runs of ``task`` of ``steps`` updates each (one epoch of ``steps`` batches, one
-    untimed evaluation) as a group of a real sweep holds them: mixed schedules (``in_turn``),
-    each lap of them at the next lr of the grid, the first half
-    of the runs on one tuning seed and the rest on the other (a group's runs of one seed
-    share their batches), sorted by seed as the executors sort a group."""
+    untimed evaluation) as a group of a real sweep's tuning phase holds them: configurations
+    of mixed schedules (``in_turn``), each lap of them at the next lr of the grid, and each
+    configuration on both tuning seeds, so that an optimizer block's runs of one seed share
+    their batches as in a sweep (an odd ``runs`` leaves the last on one seed: then each of its
+    block's runs reads its own); sorted by seed as the executors sort a group."""
     t = get_task(task)
-    order = in_turn()
+    order, seeds = in_turn(), len(GROUP_SEEDS)
     specs = [
         RunSpec.make(
-            task, order[r % len(order)], seed=GROUP_SEEDS[r * len(GROUP_SEEDS) // runs],
-            lr=t.lr * GROUP_LR_FACTORS[(r // len(order)) % len(GROUP_LR_FACTORS)], epochs=1,
+            task, order[r // seeds % len(order)], seed=GROUP_SEEDS[r % seeds],
+            lr=t.lr * GROUP_LR_FACTORS[(r // seeds // len(order)) % len(GROUP_LR_FACTORS)],
+            epochs=1,
             train_size=steps * t.batch_size, eval_size=eval_size, evals_per_epoch=1,
             precision=precision, phase="tune",
         )
@@ -154,7 +157,9 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> floa
     return 2 * n**3 / best / 1e9
 
 
-OPS_RUNS = 2  # the group whose operations per step are counted (ops.py): both optimizer blocks
+# the group whose operations per step are counted (ops.py): both optimizer blocks, each of
+# one configuration on both seeds
+OPS_RUNS = 4
 
 
 def measure(
