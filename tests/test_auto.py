@@ -47,7 +47,9 @@ def test_without_a_perf_file_the_default_rule_says_so(tmp_path, cuda, batched):
 
 def test_the_committed_cpu_file_gives_what_the_readme_says():
     choice = auto.choose("AMD EPYC", cuda=False, folder=PERF)
-    assert choice.batched == ("logreg",)
+    assert choice.batched == ("gru", "logreg")
+    readme = (PERF.parents[1] / "README.md").read_text()
+    assert f"`{auto.describe(choice).split(';')[0]};" in readme
     assert "amd-epyc.json" in choice.source
 
 

@@ -6,7 +6,8 @@ name, ``benchmark/tools/perf.py``): a model trains batched when the batched engi
 single one on every task of that model measured there (``ratios.batched_vs_single > 1``).
 A model that file did not measure, or a device without a file, follows the default rule:
 batched on CUDA (a GPU is idle under one small run), on the CPU batched only for ``logreg``
-(the committed AMD EPYC file: 8.4x; the MLP, GRU and CNN 0.6-0.9x). The sweep's driver decides
+(the committed AMD EPYC file: 5.1x; the GRU 1.2x, the MLPs 0.86-0.95x, the CNN 0.52x). The
+sweep's driver decides
 once (``choose``), says which file or rule it used, and the decision travels in
 ``Options.batched`` to every worker and Slurm task, so one sweep cuts its groups one way.
 """

@@ -302,7 +302,7 @@ def summary(perf: dict) -> str:
         "GFLOP/s)",
         "",
         "| task | standard | single | batched (best R) | single / standard | batched / standard "
-        "| batched / single | floor | launches (ops) per step: single, batched (R) |",
+        "| batched / single | floor | launches (operators) per step: one run; a group |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for task in perf["tasks"]:
@@ -315,8 +315,9 @@ def summary(perf: dict) -> str:
             f"| {_x(r['single_vs_standard'])} "
             f"| {_x(r['batched_vs_standard'])} | {_x(r['batched_vs_single'], 2)} "
             f"| {task['floor_run_samples_per_s']:,.0f} "
-            f"| {_n(launches.get('single'))} ({_n(ops_.get('single'))}), "
-            f"{_n(launches.get('batched'))} ({_n(ops_.get('batched'))}) ({ops_.get('runs', '-')}) |"
+            f"| {_n(launches.get('single'))} ({_n(ops_.get('single'))}); "
+            f"{_n(launches.get('batched'))} ({_n(ops_.get('batched'))}) of "
+            f"{ops_.get('runs', '-')} runs |"
         )
     return "\n".join(lines)
 
