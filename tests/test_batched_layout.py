@@ -44,6 +44,29 @@ def test_each_runs_stacked_forward_is_its_modules(model):
                 torch.testing.assert_close(logits[r], want, rtol=1e-5, atol=1e-5)
 
 
+def test_a_cut_rewrites_the_coefficient_tables_in_place(digit_tasks):
+    """Each block's coefficients are its columns of the group's two tables; a controller's cut
+    (``refresh``) writes new values into the same memory, which a captured step reads."""
+    specs = batched.order(group_of("mnist_logreg"))
+    run = GroupRun(specs, digit_tasks, CPU, forward_of("mnist_logreg"))
+    where = {kind: table.data_ptr() for kind, table in run.tables.items()}
+    before = run.tables[torch.float32].clone()
+    run.lr[3:, 4] *= 0.1  # as a plateau cut of run 4 from update 3 on
+    run.refresh()
+    assert {kind: table.data_ptr() for kind, table in run.tables.items()} == where
+    for block in run.blocks:
+        rows = range(block.rows.start, block.rows.stop)
+        want = block.step.coefficients(run.lr[:, rows], run.momentum[:, rows])
+        assert {name for name, _, _ in block.columns} == set(want)
+        for name, kind, at in block.columns:
+            got = run.tables[kind][:, at : at + len(rows), 0]
+            expected = torch.tensor(want[name], dtype=kind)
+            assert torch.equal(got, expected), name
+    after = run.tables[torch.float32]
+    assert torch.equal(after[:3], before[:3])  # the updates before the cut keep theirs
+    assert not torch.equal(after[3:], before[3:])
+
+
 def test_blocks_are_row_ranges_and_each_reads_its_seeds_batches(digit_tasks):
     """Runs ordered by optimizer class, then seed: schedule-free's block reads 2 seeds'
     batches, 1 run each; SGD's the same 2 seeds' batches, 3 runs each."""

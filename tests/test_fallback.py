@@ -88,7 +88,7 @@ def test_the_fallback_setting_is_checked(noisy):
         protocol.load(noisy("never"))
 
 
-def test_the_sweep_files_cuda_graphs_reaches_the_engine_and_changes_no_record(
+def test_the_sweep_files_cuda_graphs_reaches_the_engine_and_its_static_buffers_change_nothing(
     noisy, monkeypatch, tmp_path
 ):
     task = dataclasses.replace(TASKS["noisy_digits"], name="plain_digits", model="logreg")

@@ -108,6 +108,11 @@ class Graphed:
         self.step, self.capture = step, capture
         self.calls, self.graphs = Counter(), {}
 
+    @property
+    def captured(self) -> bool:
+        """Whether a step was captured (and replayed from then on)."""
+        return any(graph is not None for _, graph, _ in self.graphs.values())
+
     def __call__(self, *inputs):
         key = tuple(tuple(t.shape) for t in inputs)
         if key not in self.graphs and self.capture and self.calls[key] < self.WARMUP:

@@ -104,8 +104,8 @@ class GroupRun:
         self.step, self.train_s, self.eval_s = 0, 0.0, 0.0
         self.gradients: dict[int, Tensor] = {}  # mean_gradient's, by batch size
         self.index = torch.zeros(1, dtype=torch.long, device=device)  # the update's, on the device
-        self.graphed = cuda_graphs and device.type == "cuda"  # elsewhere the same step, eager
-        self.stepper = Graphed(self._step, self.graphed) if cuda_graphs else self._step
+        capture = cuda_graphs and device.type == "cuda"  # elsewhere the same step, eager
+        self.stepper = Graphed(self._step, capture) if cuda_graphs else self._step
         self.curves = [[] for _ in specs]
         self.ended: dict[int, dict] = {}  # run index -> its record's parts, once it ended
 
@@ -322,7 +322,7 @@ class GroupRun:
             "eval_s": ended["eval_s"],
             "group_train_s": self.train_s,
             "group_runs": self.runs,
-        } | ({"cuda_graphs": True} if self.graphed else {})
+        } | ({"cuda_graphs": True} if getattr(self.stepper, "captured", False) else {})
         return run_record(
             self.specs[i], self.rules[i], self.data, steps_done=ended["steps_done"],
             test=ended["test"], curve=self.curves[i], engine="batched", timing=timing,

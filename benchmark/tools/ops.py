@@ -44,7 +44,10 @@ def outermost_aten(events) -> int:
 
 # operators that are not views but launch no kernel: allocations (their memory comes from the
 # caching allocator) and a reshape that only relabels a fresh tensor
-NO_KERNEL = frozenset({"empty", "empty_like", "empty_strided", "_unsafe_view"})
+NO_KERNEL = frozenset(
+    {"empty", "empty_like", "empty_strided", "empty_permuted", "new_empty", "new_empty_strided",
+     "_unsafe_view"}
+)  # fmt: skip
 
 
 class Launches(TorchDispatchMode):

@@ -60,8 +60,8 @@ GROUP_SEEDS = (1000, 1001)
 def in_turn() -> list[str]:
     """The schedules in the order a group takes them: the first plain one, then those that
     replace the optimizer, then the rest: a group of one trains the task's own optimizer (as
-    the standard pattern does), a group of four or more (each configuration on both seeds)
-    both optimizer blocks."""
+    the standard pattern does), a group of three or more both optimizer blocks (of four, each
+    block one configuration on both seeds, as ``OPS_RUNS``)."""
     twins = [n for n, s in SCHEDULES.items() if s.replaces_optimizer is not None]
     plain = [n for n in SCHEDULES if n not in twins]
     return plain[:1] + twins + plain[1:]
