@@ -5,10 +5,10 @@ Stages, each in its own process (``stages.py``, forked from a server that import
 once) under a time cap, so that a hang costs only its stage: ``environment`` (versions,
 device, free memory, precision flags), then one per task (by default one per model and
 optimizer, ``tasks.representatives``): both engines on a sweep-like group, their agreement,
-time, operations and launches per step, and throughput (steps uncaptured: a sweep's
-``cuda_graphs`` is not applied, so its projection is an upper bound there). Each stage may take an
-equal share of the time left before ``deadline`` (less a reserve for the last writes), so a
-fast stage leaves its time to the later ones; a stage past its cap is killed and recorded as
+time, operations and launches per step, and throughput (the steps uncaptured: a sweep's
+``cuda_graphs`` is not applied, nor in the projection). Each stage may take an equal share
+of the time left before ``deadline`` (less a reserve for the last writes), so a fast stage
+leaves its time to the later ones; a stage past its cap is killed and recorded as
 timed out, and the check goes on. After every stage ``check.json`` and ``check.tar.gz``
 (everything under the output folder: the JSON, each stage's figures and log) are written
 again, so a check cut short still leaves them.
