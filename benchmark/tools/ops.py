@@ -87,8 +87,6 @@ def per_step(engine: str, specs: list[RunSpec], splits, device, steps: int = 1) 
         return [dataclasses.replace(s, train_size=n * s.batch_size) for s in specs]
 
     ENGINES[engine].train(of(steps), splits, device)
-    few, more = (
-        count(engine, of(steps), splits, device),
-        count(engine, of(2 * steps), splits, device),
-    )
+    few = count(engine, of(steps), splits, device)
+    more = count(engine, of(2 * steps), splits, device)
     return Counts(*((b - a) / steps for a, b in zip(few, more, strict=True)))

@@ -86,8 +86,8 @@ def engines(task: str, settings: dict) -> dict:
     splits = data.load(get_task(task).dataset, settings["root"], device)
     specs = perf.sweep_group(task, runs, steps, settings["precision"], settings["eval_size"])
     out, records = {"task": task, "runs": runs, "steps": steps, "batch_size": batch}, {}
+    small = perf.sweep_group(task, perf.OPS_RUNS, 1, settings["precision"], eval_size=10)
     for name in ("single", "batched"):
-        small = perf.sweep_group(task, perf.OPS_RUNS, 1, settings["precision"], eval_size=10)
         counts = ops.per_step(name, small, splits, device)  # warms the engine up too
         t0 = sync(device)
         records[name] = ENGINES[name].train(specs, splits, device)
